@@ -1,0 +1,324 @@
+// Package registry is the model registry: it streams model content into the
+// artifact store, checks it (digest, safe tar entries), and records versions
+// in the store only once the bytes are safely stored.
+package registry
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/modelship/modelship"
+)
+
+var _ modelship.ModelService = (*Service)(nil)
+
+// UsageChecker reports what uses a model version ("" when nothing does), so
+// that a version a service depends on cannot be deleted.
+type UsageChecker func(ctx context.Context, ws string, mv *modelship.ModelVersion) (string, error)
+
+// Service implements modelship.ModelService.
+type Service struct {
+	store     modelship.Store
+	artifacts modelship.ArtifactStore
+	log       *slog.Logger
+	// InUse, when set, is consulted before a version is deleted.
+	InUse UsageChecker
+
+	// mu orders "commit blob + insert record" against "delete record +
+	// delete blob", so a blob shared by two versions is never removed
+	// while a new reference to it is being recorded.
+	mu sync.Mutex
+}
+
+// New returns a registry over a store and an artifact store.
+func New(store modelship.Store, artifacts modelship.ArtifactStore, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, artifacts: artifacts, log: log}
+}
+
+// RegisterModel implements modelship.ModelService.
+func (s *Service) RegisterModel(ctx context.Context, req *modelship.RegisterRequest) (*modelship.ModelVersion, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.FindWorkspace(ctx, req.Workspace); err != nil {
+		return nil, err
+	}
+	if req.Content == nil {
+		return nil, modelship.Errorf(modelship.EINVALID, "no model content given")
+	}
+	var (
+		pending modelship.PendingArtifact
+		stats   contentStats
+		err     error
+	)
+	if req.AssetType == modelship.AssetFolder {
+		pending, stats, err = s.putFolder(ctx, req.Content)
+	} else {
+		pending, err = s.artifacts.Put(ctx, req.Content)
+		if err == nil {
+			stats = contentStats{files: 1, size: pending.Size()}
+		}
+	}
+	if err != nil {
+		return nil, uploadError(err)
+	}
+	defer pending.Discard()
+	if req.AssetType == modelship.AssetFile && stats.size == 0 {
+		return nil, modelship.Errorf(modelship.EINVALID, "model file %q is empty", req.FileName)
+	}
+	if req.ExpectedSHA256 != "" && req.ExpectedSHA256 != pending.Digest() {
+		return nil, modelship.Errorf(modelship.EINVALID, "sha256 mismatch: the client sent %s but the server received content with %s; nothing was stored", req.ExpectedSHA256, pending.Digest())
+	}
+	mv := &modelship.ModelVersion{
+		Workspace: req.Workspace, Name: req.Name, Tags: req.Tags, Properties: req.Properties,
+		Description: req.Description, ModelFramework: req.ModelFramework, ModelFrameworkVersion: req.ModelFrameworkVersion,
+		AssetType: req.AssetType, FileName: req.FileName, FileCount: stats.files, SizeBytes: stats.size, SHA256: pending.Digest(),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := pending.Commit(); err != nil {
+		return nil, fmt.Errorf("storing model bytes: %w", err)
+	}
+	if err := s.store.CreateModelVersion(ctx, mv); err != nil {
+		s.deleteIfUnused(context.WithoutCancel(ctx), mv.SHA256)
+		return nil, err
+	}
+	s.log.Info("model registered", "workspace", mv.Workspace, "model", mv.ID(), "size", mv.SizeBytes, "sha256", mv.SHA256)
+	return mv, nil
+}
+
+// uploadError turns errors met while reading the upload into user errors.
+func uploadError(err error) error {
+	var me *modelship.Error
+	if errors.As(err, &me) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return modelship.Errorf(modelship.ECANCELED, "upload canceled; nothing was stored")
+	}
+	return modelship.Errorf(modelship.EINVALID, "reading the upload failed (%v); nothing was stored", err)
+}
+
+type contentStats struct {
+	files int
+	size  int64
+}
+
+// putFolder streams a tar upload into the artifact store while checking each
+// entry; an unsafe or corrupt tar aborts the upload.
+func (s *Service) putFolder(ctx context.Context, content io.Reader) (modelship.PendingArtifact, contentStats, error) {
+	pr, pw := io.Pipe()
+	type result struct {
+		p   modelship.PendingArtifact
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := s.artifacts.Put(ctx, pr)
+		pr.CloseWithError(err) // unblock the writer if Put stopped early
+		done <- result{p, err}
+	}()
+	stats, verr := checkTar(io.TeeReader(content, pw))
+	if verr == nil {
+		// Copy what follows the tar's end marker so the digest covers
+		// exactly the bytes received.
+		_, verr = io.Copy(pw, content)
+	}
+	pw.CloseWithError(verr)
+	res := <-done
+	if verr != nil {
+		if res.p != nil {
+			res.p.Discard()
+		}
+		return nil, stats, verr
+	}
+	if res.err != nil {
+		return nil, stats, res.err
+	}
+	return res.p, stats, nil
+}
+
+// checkTar reads a tar stream to its end and rejects entries that could
+// escape the model folder: absolute paths, "..", links pointing outside, and
+// special files.
+func checkTar(r io.Reader) (contentStats, error) {
+	var st contentStats
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		var me *modelship.Error
+		if errors.As(err, &me) {
+			return st, err
+		}
+		if err != nil {
+			return st, modelship.Errorf(modelship.EINVALID, "the folder upload is not a complete tar stream (%v); nothing was stored", err)
+		}
+		name, err := safeEntryName(hdr.Name)
+		if err != nil {
+			return st, err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg, tar.TypeRegA:
+			n, err := io.Copy(io.Discard, tr)
+			var me *modelship.Error
+			if errors.As(err, &me) {
+				return st, err
+			}
+			if err != nil {
+				return st, modelship.Errorf(modelship.EINVALID, "the folder upload ended inside %q (%v); nothing was stored", name, err)
+			}
+			st.files++
+			st.size += n
+		case tar.TypeDir:
+		case tar.TypeSymlink, tar.TypeLink:
+			target := hdr.Linkname
+			if hdr.Typeflag == tar.TypeSymlink && !path.IsAbs(target) {
+				target = path.Join(path.Dir(name), target)
+			}
+			if path.IsAbs(target) || !localPath(path.Clean(target)) {
+				return st, modelship.Errorf(modelship.EINVALID, "tar entry %q links to %q, outside the model folder; nothing was stored", name, hdr.Linkname)
+			}
+		default:
+			return st, modelship.Errorf(modelship.EINVALID, "tar entry %q has unsupported type %q; only files, folders and links inside the folder are allowed", name, string(hdr.Typeflag))
+		}
+	}
+	if st.files == 0 {
+		return st, modelship.Errorf(modelship.EINVALID, "the model folder has no files; nothing was stored")
+	}
+	return st, nil
+}
+
+func safeEntryName(name string) (string, error) {
+	if name == "" || strings.Contains(name, "\x00") || strings.Contains(name, `\`) {
+		return "", modelship.Errorf(modelship.EINVALID, "tar entry name %q is invalid; nothing was stored", name)
+	}
+	if path.IsAbs(name) {
+		return "", modelship.Errorf(modelship.EINVALID, "tar entry %q has an absolute path; nothing was stored", name)
+	}
+	clean := path.Clean(strings.TrimSuffix(name, "/"))
+	if !localPath(clean) {
+		return "", modelship.Errorf(modelship.EINVALID, "tar entry %q escapes the model folder; nothing was stored", name)
+	}
+	return clean, nil
+}
+
+// localPath reports whether a cleaned relative path stays inside its root.
+func localPath(p string) bool {
+	return p != ".." && !strings.HasPrefix(p, "../")
+}
+
+// FindModel implements modelship.ModelService.
+func (s *Service) FindModel(ctx context.Context, ws string, ref modelship.ModelRef) (*modelship.ModelVersion, error) {
+	return s.store.FindModelVersion(ctx, ws, ref)
+}
+
+// ListModels implements modelship.ModelService.
+func (s *Service) ListModels(ctx context.Context, ws string, f modelship.ModelFilter) ([]*modelship.ModelVersion, error) {
+	return s.store.ListModelVersions(ctx, ws, f)
+}
+
+// UpdateModel implements modelship.ModelService.
+func (s *Service) UpdateModel(ctx context.Context, ws string, ref modelship.ModelRef, upd *modelship.ModelUpdate) (*modelship.ModelVersion, error) {
+	return s.store.UpdateModelVersion(ctx, ws, ref, upd)
+}
+
+// DeleteModel implements modelship.ModelService.
+func (s *Service) DeleteModel(ctx context.Context, ws string, ref modelship.ModelRef) error {
+	if ref.Version == 0 {
+		return modelship.Errorf(modelship.EINVALID, "give the version to delete, as in %s:1", ref.Name)
+	}
+	mv, err := s.store.FindModelVersion(ctx, ws, ref)
+	if err != nil {
+		return err
+	}
+	if s.InUse != nil {
+		user, err := s.InUse(ctx, ws, mv)
+		if err != nil {
+			return err
+		}
+		if user != "" {
+			return modelship.Errorf(modelship.ECONFLICT, "model %s is used by %s; delete or update that first", mv.ID(), user)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	deleted, inUse, err := s.store.DeleteModelVersion(ctx, ws, ref)
+	if err != nil {
+		return err
+	}
+	if !inUse {
+		if err := s.artifacts.Delete(context.WithoutCancel(ctx), deleted.SHA256); err != nil {
+			s.log.Warn("model bytes left behind; they are removed at the next start", "sha256", deleted.SHA256, "err", err)
+		}
+	}
+	s.log.Info("model deleted", "workspace", ws, "model", deleted.ID())
+	return nil
+}
+
+// OpenModelContent implements modelship.ModelService.
+func (s *Service) OpenModelContent(ctx context.Context, ws string, ref modelship.ModelRef) (*modelship.ModelVersion, io.ReadCloser, error) {
+	mv, err := s.store.FindModelVersion(ctx, ws, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := s.artifacts.Open(ctx, mv.SHA256)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the bytes of %s: %w", mv.ID(), err)
+	}
+	return mv, rc, nil
+}
+
+func (s *Service) deleteIfUnused(ctx context.Context, digest string) {
+	used, err := s.store.ModelDigests(ctx)
+	if err != nil {
+		return
+	}
+	for _, d := range used {
+		if d == digest {
+			return
+		}
+	}
+	s.artifacts.Delete(ctx, digest)
+}
+
+// CollectGarbage removes blobs no model version references (left by a crash
+// between storing bytes and recording the version). Call it at start, before
+// serving.
+func (s *Service) CollectGarbage(ctx context.Context) (removed int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	used, err := s.store.ModelDigests(ctx)
+	if err != nil {
+		return 0, err
+	}
+	keep := make(map[string]bool, len(used))
+	for _, d := range used {
+		keep[d] = true
+	}
+	blobs, err := s.artifacts.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range blobs {
+		if !keep[d] {
+			if err := s.artifacts.Delete(ctx, d); err != nil {
+				return removed, err
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
