@@ -1,0 +1,145 @@
+package modelserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// newRequestID returns a random UUID for a request that came without one.
+func newRequestID() string { return uuid.NewString() }
+
+// handleScore serves /score: GET and POST go to the runtime, OPTIONS is a
+// CORS pre-flight, anything else is 405.
+func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) int {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost:
+	case http.MethodOptions:
+		s.cors(w.Header(), r.Header, true)
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK
+	default:
+		w.Header()["Allow"] = []string{"GET, POST, OPTIONS"}
+		return writeMethodNotAllowed(w, "message")
+	}
+	s.cors(w.Header(), r.Header, false)
+	req := &ScoreRequest{
+		RequestID:       id,
+		ClientRequestID: headerValue(r.Header, hdrClientRequestID),
+		Method:          r.Method,
+		Path:            r.URL.Path,
+		RawQuery:        r.URL.RawQuery,
+		Header:          r.Header,
+	}
+	if r.Method == http.MethodPost {
+		body, err := readBody(r, s.cfg.MaxBodyBytes)
+		if err != nil {
+			return s.bodyError(w, "message", err)
+		}
+		req.Body = body
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ScoringTimeout)
+	start := time.Now()
+	resp, err := s.rt.Score(ctx, req)
+	elapsed := time.Since(start)
+	cancel()
+	h := w.Header()
+	if err != nil {
+		h[hdrExecMS] = []string{formatMS(elapsed)}
+		if errors.Is(err, ErrScoringTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			s.log.Warn("scoring timeout", "request_id", id, "timeout", s.cfg.ScoringTimeout)
+			return writeJSON(w, http.StatusInternalServerError, s.timeoutMessage)
+		}
+		s.log.Error("scoring failed", "request_id", id, "err", err)
+		return writeJSON(w, http.StatusInternalServerError, jsonObject("message", err.Error()))
+	}
+
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	h[hdrExecMS] = []string{formatMS(resp.ExecTime)}
+	if resp.RunFailed {
+		h[hdrRunFailed] = hdrTrue
+	}
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+	w.WriteHeader(status)
+	w.Write(resp.Body)
+	return status
+}
+
+// formatMS formats d in milliseconds with three decimals.
+func formatMS(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
+}
+
+// cors adds the CORS headers for an allowed Origin. A pre-flight also gets
+// the allowed methods and the requested headers.
+func (s *Server) cors(out, in http.Header, preflight bool) {
+	if !s.corsAny && s.corsOrigins == nil {
+		return
+	}
+	origin := headerValue(in, hdrOrigin)
+	if origin == "" || !(s.corsAny || s.corsOrigins[origin]) {
+		return
+	}
+	out["Access-Control-Allow-Origin"] = []string{origin}
+	out["Vary"] = []string{"Origin"}
+	if !preflight {
+		return
+	}
+	out["Access-Control-Allow-Methods"] = []string{"GET, POST, OPTIONS"}
+	if reqHeaders := headerValue(in, "Access-Control-Request-Headers"); reqHeaders != "" {
+		out["Access-Control-Allow-Headers"] = []string{reqHeaders}
+	}
+}
+
+// swaggerVersions maps the accepted ?version= values to the version asked
+// of the runtime.
+var swaggerVersions = map[string]string{
+	"": "2", "2": "2", "2.0": "2",
+	"3": "3", "3.0": "3", "3.1": "3.1",
+}
+
+// handleSwagger serves GET /swagger.json?version=2|3|3.1.
+func (s *Server) handleSwagger(w http.ResponseWriter, r *http.Request) int {
+	asked := r.URL.Query().Get("version")
+	version, ok := swaggerVersions[asked]
+	if !ok {
+		return writeJSON(w, http.StatusNotFound, jsonObject("message",
+			"Swagger version "+strconv.Quote(asked)+" is not supported; use 2, 3 or 3.1"))
+	}
+	doc, err := s.rt.Swagger(r.Context(), version)
+	if errors.Is(err, ErrNoSwagger) {
+		return writeJSON(w, http.StatusNotFound, jsonObject("message",
+			"Swagger version "+asked+" is not available for this service"))
+	}
+	if err != nil {
+		s.log.Error("swagger failed", "err", err)
+		return writeJSON(w, http.StatusInternalServerError, jsonObject("message", err.Error()))
+	}
+	return writeJSON(w, http.StatusOK, doc)
+}
+
+// jsonObject returns {key: value} as JSON.
+func jsonObject(key, value string) []byte {
+	return mustJSON(map[string]string{key: value})
+}
+
+// mustJSON encodes v, which must be encodable.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("modelserver: encoding JSON: " + err.Error())
+	}
+	return b
+}

@@ -1,0 +1,121 @@
+package modelserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/modelship/modelship/oip"
+)
+
+var (
+	bodyLive     = []byte(`{"live":true}`)
+	bodyReady    = []byte(`{"ready":true}`)
+	bodyNotReady = []byte(`{"ready":false}`)
+)
+
+// handleOIPGet serves the OIP v2 health and metadata routes.
+func (s *Server) handleOIPGet(w http.ResponseWriter, r *http.Request, route string) int {
+	switch route {
+	case routeV2:
+		return writeJSON(w, http.StatusOK, s.serverMeta)
+	case routeV2Live:
+		return writeJSON(w, http.StatusOK, bodyLive)
+	case routeV2Ready:
+		if !s.Ready() {
+			return writeJSON(w, http.StatusServiceUnavailable, bodyNotReady)
+		}
+		return writeJSON(w, http.StatusOK, bodyReady)
+	}
+	name, version, _, _ := parseModelPath(r.URL.Path)
+	md, ok := s.findModel(name, version)
+	if !ok {
+		return writeJSON(w, http.StatusNotFound, modelNotFound(name, version))
+	}
+	if route == routeModelMeta {
+		return writeJSON(w, http.StatusOK, mustJSON(md))
+	}
+	ready := s.Ready()
+	body := mustJSON(struct {
+		Name  string `json:"name"`
+		Ready bool   `json:"ready"`
+	}{md.Name, ready})
+	if !ready {
+		return writeJSON(w, http.StatusServiceUnavailable, body)
+	}
+	return writeJSON(w, http.StatusOK, body)
+}
+
+// findModel returns the metadata of the named model; a non-empty version
+// must be one of its versions.
+func (s *Server) findModel(name, version string) (ModelMetadata, bool) {
+	for _, m := range s.rt.Models() {
+		if m.Name == name && (version == "" || slices.Contains(m.Versions, version)) {
+			return m, true
+		}
+	}
+	return ModelMetadata{}, false
+}
+
+// modelNotFound is the OIP error body for an unknown model.
+func modelNotFound(name, version string) []byte {
+	msg := "model " + name + " not found"
+	if version != "" {
+		msg = "model " + name + " version " + version + " not found"
+	}
+	return jsonObject("error", msg)
+}
+
+// handleInfer serves POST /v2/models/{name}[/versions/{v}]/infer.
+func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) int {
+	if r.Method != http.MethodPost {
+		w.Header()["Allow"] = []string{"POST"}
+		return writeMethodNotAllowed(w, "error")
+	}
+	name, version, _, _ := parseModelPath(r.URL.Path)
+	body, err := readBody(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return s.bodyError(w, "error", err)
+	}
+	req, err := oip.DecodeInferRequest(body)
+	if err != nil {
+		return writeJSON(w, http.StatusBadRequest, jsonObject("error", "invalid inference request: "+err.Error()))
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ScoringTimeout)
+	resp, err := s.rt.Infer(ctx, name, version, req)
+	cancel()
+	if err != nil {
+		return s.inferError(w, err)
+	}
+	out, err := encodeInferResponse(resp)
+	if err != nil {
+		return s.inferError(w, err)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// inferError answers an OIP error: the status of an *InferError, 500 with
+// the scoring-timeout message for a timeout, else 500.
+func (s *Server) inferError(w http.ResponseWriter, err error) int {
+	var ie *InferError
+	switch {
+	case errors.As(err, &ie):
+		status := ie.Status
+		if status < 400 || status > 599 {
+			status = http.StatusInternalServerError
+		}
+		return writeJSON(w, status, jsonObject("error", ie.Message))
+	case errors.Is(err, ErrScoringTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return writeJSON(w, http.StatusInternalServerError, s.timeoutError)
+	}
+	s.log.Error("inference failed", "err", err)
+	return writeJSON(w, http.StatusInternalServerError, jsonObject("error", err.Error()))
+}
+
+// encodeInferResponse encodes an OIP infer response.
+func encodeInferResponse(resp *oip.InferResponse) ([]byte, error) {
+	return json.Marshal(resp)
+}
