@@ -2,17 +2,34 @@ package modelserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/google/uuid"
 )
 
-// newRequestID returns a random UUID for a request that came without one.
-func newRequestID() string { return uuid.NewString() }
+// newRequestID returns a random (version 4) UUID for a request that came
+// without an id, with a single allocation.
+func newRequestID() string {
+	var u [16]byte
+	rand.Read(u[:]) // never fails since Go 1.24
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
 
 // handleScore serves /score: GET and POST go to the runtime, OPTIONS is a
 // CORS pre-flight, anything else is 405.
@@ -50,8 +67,10 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) 
 	elapsed := time.Since(start)
 	cancel()
 	h := w.Header()
+	vals := make([]string, 2) // one allocation for two header values
 	if err != nil {
-		h[hdrExecMS] = []string{formatMS(elapsed)}
+		vals[0] = formatMS(elapsed)
+		h[hdrExecMS] = vals[0:1:1]
 		if errors.Is(err, ErrScoringTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("scoring timeout", "request_id", id, "timeout", s.cfg.ScoringTimeout)
 			return writeJSON(w, http.StatusInternalServerError, s.timeoutMessage)
@@ -63,7 +82,8 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) 
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	h[hdrExecMS] = []string{formatMS(resp.ExecTime)}
+	vals[0] = formatMS(resp.ExecTime)
+	h[hdrExecMS] = vals[0:1:1]
 	if resp.RunFailed {
 		h[hdrRunFailed] = hdrTrue
 	}
@@ -71,7 +91,8 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) 
 	if status == 0 {
 		status = http.StatusOK
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+	vals[1] = strconv.Itoa(len(resp.Body))
+	h["Content-Length"] = vals[1:2:2]
 	w.WriteHeader(status)
 	w.Write(resp.Body)
 	return status

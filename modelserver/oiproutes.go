@@ -2,10 +2,11 @@ package modelserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/modelship/modelship/oip"
 )
@@ -90,12 +91,25 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return s.inferError(w, err)
 	}
-	out, err := encodeInferResponse(resp)
+	bp := responseBuffers.Get().(*[]byte)
+	out, err := oip.AppendInferResponse((*bp)[:0], resp)
 	if err != nil {
-		return s.inferError(w, err)
+		responseBuffers.Put(bp)
+		return s.inferError(w, fmt.Errorf("encoding inference response: %w", err))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	status := writeJSON(w, http.StatusOK, out)
+	if cap(out) <= maxPooledBuffer {
+		*bp = out
+		responseBuffers.Put(bp)
+	}
+	return status
 }
+
+// responseBuffers recycles the buffers inference responses are encoded
+// into; buffers over maxPooledBuffer are left to the GC.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBuffer = 1 << 20
 
 // inferError answers an OIP error: the status of an *InferError, 500 with
 // the scoring-timeout message for a timeout, else 500.
@@ -113,9 +127,4 @@ func (s *Server) inferError(w http.ResponseWriter, err error) int {
 	}
 	s.log.Error("inference failed", "err", err)
 	return writeJSON(w, http.StatusInternalServerError, jsonObject("error", err.Error()))
-}
-
-// encodeInferResponse encodes an OIP infer response.
-func encodeInferResponse(resp *oip.InferResponse) ([]byte, error) {
-	return json.Marshal(resp)
 }

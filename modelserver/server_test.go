@@ -172,7 +172,7 @@ func TestServer_Routes(t *testing.T) {
 		{name: "InferOK", cfg: modelserver.ServerConfig{MaxBodyBytes: 1000}, method: "POST", target: "/v2/models/digits/versions/1/infer",
 			body:       `{"id":"7","inputs":[{"name":"input","shape":[1],"datatype":"BOOL","data":[true]}]}`,
 			wantStatus: 200, wantHeader: map[string]string{"Content-Type": "application/json"},
-			wantBody: `{"model_name":"digits","model_version":"1","id":"7","outputs":[{"name":"input","shape":[1],"datatype":"BOOL","data":[true]}]}`},
+			wantBody: `{"model_name":"digits","model_version":"1","id":"7","outputs":[{"name":"input","datatype":"BOOL","shape":[1],"data":[true]}]}`},
 		{name: "InferGet405", method: "GET", target: "/v2/models/digits/infer", wantStatus: 405},
 		{name: "InferBadJSON", method: "POST", target: "/v2/models/digits/infer", body: `{"inputs":`, wantStatus: 400},
 		{name: "InferTooLarge", method: "POST", target: "/v2/models/digits/infer", body: strings.Repeat(" ", 129), wantStatus: 413},
