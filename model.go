@@ -149,6 +149,10 @@ type RegisterRequest struct {
 	FileName              string // required for AssetFile
 	ExpectedSHA256        string // optional; the upload is rejected if the content differs
 	Content               io.Reader
+	// Verify, when set, is called with the digest of the received content
+	// once it is fully read and before anything is recorded; an error
+	// rejects the upload (e.g. a digest the client sent in an HTTP trailer).
+	Verify func(digest string) error
 }
 
 // Validate checks the metadata of a registration (not the content).

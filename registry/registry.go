@@ -10,11 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
-	"strings"
 	"sync"
 
 	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/internal/tarutil"
 )
 
 var _ modelship.ModelService = (*Service)(nil)
@@ -78,6 +77,11 @@ func (s *Service) RegisterModel(ctx context.Context, req *modelship.RegisterRequ
 	}
 	if req.ExpectedSHA256 != "" && req.ExpectedSHA256 != pending.Digest() {
 		return nil, modelship.Errorf(modelship.EINVALID, "sha256 mismatch: the client sent %s but the server received content with %s; nothing was stored", req.ExpectedSHA256, pending.Digest())
+	}
+	if req.Verify != nil {
+		if err := req.Verify(pending.Digest()); err != nil {
+			return nil, err
+		}
 	}
 	mv := &modelship.ModelVersion{
 		Workspace: req.Workspace, Name: req.Name, Tags: req.Tags, Properties: req.Properties,
@@ -166,9 +170,9 @@ func checkTar(r io.Reader) (contentStats, error) {
 		if err != nil {
 			return st, modelship.Errorf(modelship.EINVALID, "the folder upload is not a complete tar stream (%v); nothing was stored", err)
 		}
-		name, err := safeEntryName(hdr.Name)
+		name, err := tarutil.CleanName(hdr.Name)
 		if err != nil {
-			return st, err
+			return st, modelship.Errorf(modelship.EINVALID, "%v; nothing was stored", err)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
@@ -184,12 +188,8 @@ func checkTar(r io.Reader) (contentStats, error) {
 			st.size += n
 		case tar.TypeDir:
 		case tar.TypeSymlink, tar.TypeLink:
-			target := hdr.Linkname
-			if hdr.Typeflag == tar.TypeSymlink && !path.IsAbs(target) {
-				target = path.Join(path.Dir(name), target)
-			}
-			if path.IsAbs(target) || !localPath(path.Clean(target)) {
-				return st, modelship.Errorf(modelship.EINVALID, "tar entry %q links to %q, outside the model folder; nothing was stored", name, hdr.Linkname)
+			if _, err := tarutil.LinkTarget(name, hdr); err != nil {
+				return st, modelship.Errorf(modelship.EINVALID, "%v; nothing was stored", err)
 			}
 		default:
 			return st, modelship.Errorf(modelship.EINVALID, "tar entry %q has unsupported type %q; only files, folders and links inside the folder are allowed", name, string(hdr.Typeflag))
@@ -199,25 +199,6 @@ func checkTar(r io.Reader) (contentStats, error) {
 		return st, modelship.Errorf(modelship.EINVALID, "the model folder has no files; nothing was stored")
 	}
 	return st, nil
-}
-
-func safeEntryName(name string) (string, error) {
-	if name == "" || strings.Contains(name, "\x00") || strings.Contains(name, `\`) {
-		return "", modelship.Errorf(modelship.EINVALID, "tar entry name %q is invalid; nothing was stored", name)
-	}
-	if path.IsAbs(name) {
-		return "", modelship.Errorf(modelship.EINVALID, "tar entry %q has an absolute path; nothing was stored", name)
-	}
-	clean := path.Clean(strings.TrimSuffix(name, "/"))
-	if !localPath(clean) {
-		return "", modelship.Errorf(modelship.EINVALID, "tar entry %q escapes the model folder; nothing was stored", name)
-	}
-	return clean, nil
-}
-
-// localPath reports whether a cleaned relative path stays inside its root.
-func localPath(p string) bool {
-	return p != ".." && !strings.HasPrefix(p, "../")
 }
 
 // FindModel implements modelship.ModelService.

@@ -1,0 +1,171 @@
+// Package cli holds the modelship command-line verbs. It talks to the
+// server only through the client package (the Go SDK).
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/client"
+	"github.com/spf13/cobra"
+)
+
+// Version is the modelship version, set at build time with -ldflags.
+var Version = "dev"
+
+// Defaults shared by the server and the CLI.
+const (
+	DefaultListen        = "127.0.0.1:8640"
+	DefaultGatewayListen = "127.0.0.1:8641"
+)
+
+// NewRootCmd returns the root command with every client verb attached.
+func NewRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "modelship",
+		Short: "Deploy machine-learning models as authenticated, autoscaled scoring services",
+		Long: `modelship deploys machine-learning models as authenticated, autoscaled scoring web
+services, on this machine or on Kubernetes. It runs Azure ML v1 score.py,
+inferenceconfig.json and deploymentconfig.json unchanged.
+
+The CLI finds the server and its admin token through MODELSHIP_URL and
+MODELSHIP_TOKEN, else ~/.modelship/config.json ({"url": ..., "token": ...}),
+else the local server's data dir (MODELSHIP_DATA_DIR or ~/.modelship).`,
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringP("workspace", "w", envOr("MODELSHIP_WORKSPACE", modelship.DefaultWorkspace), "workspace to work in (env MODELSHIP_WORKSPACE)")
+	root.AddCommand(newModelCmd(), newWorkspaceCmd())
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func workspaceFlag(cmd *cobra.Command) string {
+	ws, _ := cmd.Flags().GetString("workspace")
+	return ws
+}
+
+// DefaultDataDir is where the server keeps its state unless told otherwise:
+// $MODELSHIP_DATA_DIR, else ~/.modelship.
+func DefaultDataDir() string {
+	if d := os.Getenv("MODELSHIP_DATA_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".modelship"
+	}
+	return filepath.Join(home, ".modelship")
+}
+
+// ClientConfig is the content of ~/.modelship/config.json and of the
+// server's <data-dir>/server.json.
+type ClientConfig struct {
+	URL        string `json:"url"`
+	Token      string `json:"token,omitempty"`
+	GatewayURL string `json:"gatewayUrl,omitempty"`
+}
+
+// ResolveClientConfig finds the server URL and token: the environment
+// (MODELSHIP_URL, MODELSHIP_TOKEN), then ~/.modelship/config.json (or
+// $MODELSHIP_CONFIG), then the local data dir's server.json and admin-token.
+func ResolveClientConfig() ClientConfig {
+	cfg := ClientConfig{URL: os.Getenv("MODELSHIP_URL"), Token: os.Getenv("MODELSHIP_TOKEN")}
+	fill := func(c ClientConfig) {
+		if cfg.URL == "" {
+			cfg.URL = c.URL
+		}
+		if cfg.Token == "" {
+			cfg.Token = c.Token
+		}
+	}
+	path := os.Getenv("MODELSHIP_CONFIG")
+	if path == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			path = filepath.Join(home, ".modelship", "config.json")
+		}
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		var c ClientConfig
+		if json.Unmarshal(b, &c) == nil {
+			fill(c)
+		}
+	}
+	dir := DefaultDataDir()
+	if b, err := os.ReadFile(filepath.Join(dir, "server.json")); err == nil {
+		var c ClientConfig
+		if json.Unmarshal(b, &c) == nil {
+			fill(ClientConfig{URL: c.URL})
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "admin-token")); err == nil {
+		fill(ClientConfig{Token: strings.TrimSpace(string(b))})
+	}
+	fill(ClientConfig{URL: "http://" + DefaultListen})
+	return cfg
+}
+
+func newClient() (*client.Client, error) {
+	cfg := ResolveClientConfig()
+	if cfg.Token == "" {
+		return nil, modelship.Errorf(modelship.EUNAUTHORIZED, "no admin token found; set MODELSHIP_TOKEN, write it to ~/.modelship/config.json, or run the CLI as the user that runs `modelship server`")
+	}
+	return client.New(cfg.URL, cfg.Token), nil
+}
+
+// FormatError renders an error for the terminal.
+func FormatError(err error) string {
+	var me *modelship.Error
+	if errors.As(err, &me) {
+		return me.Message
+	}
+	return err.Error()
+}
+
+// ExitCode maps an error to the process exit code: 2 for bad input, 3 for
+// a failed startup of a model server, 1 otherwise.
+func ExitCode(err error) int {
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	switch modelship.ErrorCode(err) {
+	case modelship.EINVALID:
+		return 2
+	}
+	return 1
+}
+
+// outputFlag adds -o/--output json|table to a list or show command.
+func outputFlag(cmd *cobra.Command) {
+	cmd.Flags().StringP("output", "o", "table", "output format: table or json")
+}
+
+func outputFormat(cmd *cobra.Command) (string, error) {
+	o, _ := cmd.Flags().GetString("output")
+	switch o {
+	case "table", "json":
+		return o, nil
+	}
+	return "", modelship.Errorf(modelship.EINVALID, "output format %q is unknown; use table or json", o)
+}
+
+func printJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

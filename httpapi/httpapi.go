@@ -1,0 +1,210 @@
+// Package httpapi is the control plane's REST API: JSON over HTTP under
+// /api/v1, bearer-token auth, and the mapping between modelship error codes
+// and HTTP statuses (the client package maps them back).
+package httpapi
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/modelship/modelship"
+)
+
+// DefaultMaxUploadBytes is the default limit on a model upload (10 GiB).
+const DefaultMaxUploadBytes int64 = 10 << 30
+
+// Server serves the control-plane API.
+type Server struct {
+	Workspaces     modelship.WorkspaceService
+	Models         modelship.ModelService
+	AdminToken     string
+	MaxUploadBytes int64
+	Version        string
+	Log            *slog.Logger
+
+	mux    *http.ServeMux
+	routes []route
+}
+
+type route struct {
+	method, pattern, summary, tag string
+	handler                       http.HandlerFunc
+	public                        bool
+}
+
+// Handler returns the API's http.Handler.
+func (s *Server) Handler() http.Handler {
+	if s.mux == nil {
+		s.init()
+	}
+	return s.mux
+}
+
+func (s *Server) init() {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	if s.MaxUploadBytes <= 0 {
+		s.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	s.routes = s.routeTable()
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes {
+		h := rt.handler
+		if !rt.public {
+			h = s.requireAdmin(h)
+		}
+		s.mux.Handle(rt.method+" "+rt.pattern, h)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.Log, modelship.Errorf(modelship.ENOTFOUND, "no route for %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
+	})
+}
+
+// Routes lists "METHOD pattern" for every route, for tests and docs.
+func (s *Server) Routes() []string {
+	if s.mux == nil {
+		s.init()
+	}
+	out := make([]string, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = rt.method + " " + rt.pattern
+	}
+	return out
+}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{method: "GET", pattern: "/healthz", summary: "Liveness of the control plane (no auth)", tag: "system", handler: s.handleHealth, public: true},
+		{method: "GET", pattern: "/api/v1/openapi.json", summary: "This OpenAPI document", tag: "system", handler: s.handleOpenAPI},
+		{method: "GET", pattern: "/api/v1/version", summary: "Server version", tag: "system", handler: s.handleVersion},
+		{method: "GET", pattern: "/api/v1/workspaces", summary: "List workspaces", tag: "workspaces", handler: s.handleListWorkspaces},
+		{method: "POST", pattern: "/api/v1/workspaces", summary: "Create a workspace", tag: "workspaces", handler: s.handleCreateWorkspace},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}", summary: "Show a workspace", tag: "workspaces", handler: s.handleGetWorkspace},
+		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}", summary: "Delete an empty workspace", tag: "workspaces", handler: s.handleDeleteWorkspace},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/models", summary: "List model versions (filters: name, tag=k[=v])", tag: "models", handler: s.handleListModels},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/models/{name}", summary: "Show the latest version of a model", tag: "models", handler: s.handleGetModel},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions", summary: "List the versions of a model", tag: "models", handler: s.handleListModelVersions},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions", summary: "Register a new version: the body streams the file (application/octet-stream) or a tar of the folder (application/x-tar)", tag: "models", handler: s.handleRegisterModel},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions/{version}", summary: "Show a model version", tag: "models", handler: s.handleGetModel},
+		{method: "PATCH", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions/{version}", summary: "Update tags, properties (add-only) or description", tag: "models", handler: s.handleUpdateModel},
+		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions/{version}", summary: "Delete a model version", tag: "models", handler: s.handleDeleteModel},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions/{version}/content", summary: "Download a version's bytes (the file, or a tar of the folder)", tag: "models", handler: s.handleModelContent},
+	}
+}
+
+// requireAdmin checks the bearer token in constant time.
+func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
+	want := []byte(s.AdminToken)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := bearer(r)
+		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="modelship"`)
+			writeError(w, r, s.Log, modelship.Errorf(modelship.EUNAUTHORIZED, "missing or invalid bearer token; send Authorization: Bearer <admin token>"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// errorStatus maps error codes to HTTP statuses.
+var errorStatus = map[string]int{
+	modelship.EINVALID:      http.StatusBadRequest,
+	modelship.EUNAUTHORIZED: http.StatusUnauthorized,
+	modelship.EFORBIDDEN:    http.StatusForbidden,
+	modelship.ENOTFOUND:     http.StatusNotFound,
+	modelship.ECONFLICT:     http.StatusConflict,
+	modelship.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	modelship.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	modelship.EINTERNAL:     http.StatusInternalServerError,
+	modelship.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	modelship.ECANCELED:     499,
+}
+
+// StatusCode returns the HTTP status for an error code.
+func StatusCode(code string) int {
+	if s, ok := errorStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// CodeForStatus returns the error code for an HTTP status (client side).
+func CodeForStatus(status int) string {
+	for code, s := range errorStatus {
+		if s == status {
+			return code
+		}
+	}
+	if status >= 400 && status < 500 {
+		return modelship.EINVALID
+	}
+	return modelship.EINTERNAL
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail carries the code and the user-facing message.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := modelship.ErrorCode(err)
+	if code == modelship.EINTERNAL {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, StatusCode(code), ErrorBody{Error: ErrorDetail{Code: code, Message: modelship.ErrorMessage(err)}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// decodeJSON reads a small JSON body, rejecting unknown fields.
+func decodeJSON(r *http.Request, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, 1<<20)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return modelship.Errorf(modelship.ETOOLARGE, "request body is over 1 MiB")
+		}
+		if err == io.EOF {
+			return modelship.Errorf(modelship.EINVALID, "request body is empty; send a JSON object")
+		}
+		return modelship.Errorf(modelship.EINVALID, "request body is not valid JSON for this call: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"version": s.Version})
+}
