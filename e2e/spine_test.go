@@ -55,7 +55,9 @@ func TestFirstStartAdminTokenAndAuth(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var body struct{ Error struct{ Code, Message string } }
+			var body struct {
+				Error struct{ Code, Message string }
+			}
 			json.NewDecoder(resp.Body).Decode(&body)
 			if resp.StatusCode != 401 || body.Error.Code != "unauthorized" || resp.Header.Get("WWW-Authenticate") == "" {
 				t.Fatalf("status %d, body %+v, WWW-Authenticate %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
@@ -282,7 +284,9 @@ func TestRawAPIErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var body struct{ Error struct{ Code, Message string } }
+			var body struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 				t.Fatalf("status %d, body is not JSON: %v", resp.StatusCode, err)
 			}
