@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/modelserver"
+	"github.com/modelship/modelship/modelserver/python"
+)
+
+// Runtime names of serve-model's --runtime flag.
+const (
+	runtimeAuto    = "auto"
+	runtimePython  = "python"
+	runtimeONNX    = "onnx"
+	runtimeSklearn = "sklearn"
+)
+
+// startupExitCode is the exit status of a replica whose runtime failed to
+// start, as Azure's inference server uses (a failing init() exits with 3).
+const startupExitCode = 3
+
+// serveModelOptions are the settings of one serve-model run.
+type serveModelOptions struct {
+	entryScript    string
+	sourceDir      string
+	modelDir       string
+	modelName      string
+	modelVersion   string
+	host           string
+	port           int
+	runtime        string
+	python         string
+	workers        int
+	scoringTimeout int // milliseconds
+	ortLib         string
+	intraOpThreads int
+	maxConcurrency int
+	corsOrigins    string
+	serviceName    string
+	serviceVersion string
+	workspaceName  string
+	shutdownGrace  time.Duration
+}
+
+// envDefaults maps a flag to the environment variable that sets it when
+// the flag is not given, so a replica can be configured by env alone.
+var envDefaults = []struct{ flag, env string }{
+	{"entry-script", "AZUREML_ENTRY_SCRIPT"},
+	{"source-dir", "AZUREML_SOURCE_DIRECTORY"},
+	{"model-dir", "AZUREML_MODEL_DIR"},
+	{"model-name", "MODELSHIP_MODEL_NAME"},
+	{"model-version", "MODELSHIP_MODEL_VERSION"},
+	{"host", "MODELSHIP_HOST"},
+	{"port", "MODELSHIP_PORT"},
+	{"runtime", "MODELSHIP_RUNTIME"},
+	{"python", "MODELSHIP_PYTHON"},
+	{"workers", "WORKER_COUNT"},
+	{"scoring-timeout-ms", "SCORING_TIMEOUT_MS"},
+	{"onnxruntime-lib", "MODELSHIP_ORT_LIB"},
+	{"cors-origins", "AML_CORS_ORIGINS"},
+	{"service-name", "SERVICE_NAME"},
+	{"service-version", "SERVICE_VERSION"},
+	{"workspace-name", "WORKSPACE_NAME"},
+}
+
+// newServeModelCmd returns `modelship serve-model`, the replica process.
+func newServeModelCmd() *cobra.Command {
+	o := &serveModelOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve-model",
+		Short: "Run a model server (one replica) for a scoring script or an ONNX model",
+		Long: `Run one model server replica: an HTTP server with Azure ML's routes
+(GET / -> Healthy, GET|POST|OPTIONS /score, GET /swagger.json) and the Open
+Inference Protocol v2 (/v2/...), plus Prometheus metrics on /metrics.
+
+The runtime is chosen with --runtime (default auto): an entry script means
+the Python runtime (score.py with init() and run(), run in a pool of Python
+worker processes); otherwise .onnx files in the model directory are served
+natively by ONNX Runtime; otherwise a .pkl/.joblib scikit-learn model is
+served with a built-in scoring script (no code).
+
+Every flag not given falls back to an environment variable, as Azure ML's
+inference server reads them: AZUREML_ENTRY_SCRIPT, AZUREML_SOURCE_DIRECTORY,
+AZUREML_MODEL_DIR, SCORING_TIMEOUT_MS, AML_CORS_ORIGINS, WORKER_COUNT,
+SERVICE_NAME, SERVICE_VERSION, WORKSPACE_NAME, and MODELSHIP_PYTHON,
+MODELSHIP_ORT_LIB, MODELSHIP_HOST, MODELSHIP_PORT, MODELSHIP_RUNTIME,
+MODELSHIP_MODEL_NAME, MODELSHIP_MODEL_VERSION.
+
+To use your own virtualenv or conda environment, point --python (or
+MODELSHIP_PYTHON) at its interpreter, e.g. ./venv/bin/python.
+
+If the runtime cannot start (missing init() or run(), an import error, an
+exception in init()), the error and traceback are printed to stderr and the
+process exits with status 3. SIGTERM drains: the server stops accepting,
+reports not ready, lets in-flight requests finish, then stops the runtime.`,
+		Example: `  # Debug a scoring script locally, like Azure's azmlinfsrv:
+  modelship serve-model --entry-script score.py --source-dir ./src --model-dir ./models
+  curl -d '{"data": [[1,2,3]]}' -H 'Content-Type: application/json' 127.0.0.1:5001/score
+
+  # Use a virtualenv's interpreter and four workers:
+  modelship serve-model --entry-script score.py --python ./venv/bin/python --workers 4
+
+  # Serve an ONNX model with no code:
+  modelship serve-model --model-dir ./models/digits/1 --model-name digits --runtime onnx
+  curl -d '{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":[...]}]}' \
+    127.0.0.1:5001/v2/models/digits/infer
+
+  # Serve a scikit-learn model.pkl with the built-in scoring script:
+  modelship serve-model --model-dir ./models/iris/1 --runtime sklearn`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnvDefaults(cmd); err != nil {
+				return err
+			}
+			return runServeModel(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.entryScript, "entry-script", "", "scoring script with init() and run(), relative to --source-dir or absolute")
+	f.StringVar(&o.sourceDir, "source-dir", "", "directory of the scoring script and its modules (default: the entry script's directory)")
+	f.StringVar(&o.modelDir, "model-dir", "", "model directory (AZUREML_MODEL_DIR)")
+	f.StringVar(&o.modelName, "model-name", "", "model name (default: from the model directory or file)")
+	f.StringVar(&o.modelVersion, "model-version", "", "model version (default: from the model directory)")
+	f.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
+	f.IntVar(&o.port, "port", 5001, "port to listen on")
+	f.StringVar(&o.runtime, "runtime", runtimeAuto, "runtime: auto, python, onnx or sklearn")
+	f.StringVar(&o.python, "python", "", "Python interpreter for score.py workers (default: python3 on PATH)")
+	f.IntVar(&o.workers, "workers", 1, "number of Python worker processes")
+	f.IntVar(&o.scoringTimeout, "scoring-timeout-ms", int(modelserver.DefaultScoringTimeout/time.Millisecond), "timeout of one scoring call in milliseconds")
+	f.StringVar(&o.ortLib, "onnxruntime-lib", "", "path of libonnxruntime.so (default: the copy installed by scripts/setup.sh)")
+	f.IntVar(&o.intraOpThreads, "intra-op-threads", 1, "ONNX Runtime intra-op threads per session")
+	f.IntVar(&o.maxConcurrency, "max-concurrency", 1, "ONNX inferences run at once")
+	f.StringVar(&o.corsOrigins, "cors-origins", "", "comma-separated origins allowed by CORS on /score; * allows any")
+	f.StringVar(&o.serviceName, "service-name", "ML service", "service name shown in swagger")
+	f.StringVar(&o.serviceVersion, "service-version", "1.0", "service version shown in swagger")
+	f.StringVar(&o.workspaceName, "workspace-name", "", "workspace name passed to the scoring script")
+	f.DurationVar(&o.shutdownGrace, "shutdown-grace", modelserver.DefaultShutdownGrace, "how long in-flight requests may run after SIGTERM")
+	return cmd
+}
+
+// applyEnvDefaults sets every flag the user did not give from its
+// environment variable, when that is set.
+func applyEnvDefaults(cmd *cobra.Command) error {
+	f := cmd.Flags()
+	for _, d := range envDefaults {
+		v, ok := os.LookupEnv(d.env)
+		if !ok || v == "" || f.Changed(d.flag) {
+			continue
+		}
+		if err := f.Set(d.flag, v); err != nil {
+			return fmt.Errorf("environment variable %s=%q: %w", d.env, v, err)
+		}
+	}
+	return nil
+}
+
+// runServeModel starts the runtime, then serves until ctx is canceled.
+func runServeModel(ctx context.Context, o *serveModelOptions) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(os.Getenv("AZUREML_LOG_LEVEL"))}))
+	kind, err := chooseRuntime(o)
+	if err != nil {
+		return modelship.Errorf(modelship.EINVALID, "%v", err)
+	}
+	if o.scoringTimeout <= 0 {
+		return modelship.Errorf(modelship.EINVALID, "--scoring-timeout-ms must be positive, got %d", o.scoringTimeout)
+	}
+	// Bind first so a busy port fails before a slow runtime start.
+	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	defer ln.Close()
+
+	log.Info("starting runtime", "runtime", kind, "model_dir", o.modelDir, "entry_script", o.entryScript)
+	start := time.Now()
+	rt, err := newRuntime(ctx, kind, o, log)
+	if err != nil {
+		return &startupError{runtime: kind, err: err}
+	}
+	log.Info("runtime ready", "runtime", kind, "took", time.Since(start).Round(time.Millisecond))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := modelserver.NewServer(rt, modelserver.ServerConfig{
+		ScoringTimeout: time.Duration(o.scoringTimeout) * time.Millisecond,
+		CORSOrigins:    modelserver.ParseCORSOrigins(o.corsOrigins),
+		ShutdownGrace:  o.shutdownGrace,
+		Registry:       reg,
+		Logger:         log,
+		Version:        serverVersion(),
+	})
+	log.Info("serving", "addr", "http://"+ln.Addr().String(), "routes", "/ /score /swagger.json /v2 /metrics")
+	return srv.Serve(ctx, ln)
+}
+
+// chooseRuntime resolves --runtime auto: an entry script means python;
+// otherwise .onnx files in the model directory mean onnx; otherwise a
+// .pkl/.joblib file means sklearn.
+func chooseRuntime(o *serveModelOptions) (string, error) {
+	switch o.runtime {
+	case runtimePython:
+		if o.entryScript == "" {
+			return "", errors.New("--runtime python needs --entry-script (or AZUREML_ENTRY_SCRIPT)")
+		}
+		return o.runtime, nil
+	case runtimeONNX, runtimeSklearn:
+		if o.modelDir == "" {
+			return "", fmt.Errorf("--runtime %s needs --model-dir (or AZUREML_MODEL_DIR)", o.runtime)
+		}
+		return o.runtime, nil
+	case runtimeAuto:
+	default:
+		return "", fmt.Errorf("--runtime %q is not one of auto, python, onnx, sklearn", o.runtime)
+	}
+	if o.entryScript != "" {
+		return runtimePython, nil
+	}
+	if o.modelDir == "" {
+		return "", errors.New("nothing to serve: give --entry-script or --model-dir (or AZUREML_ENTRY_SCRIPT / AZUREML_MODEL_DIR)")
+	}
+	onnxFiles, sklearnFiles, err := scanModelDir(o.modelDir)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(onnxFiles) > 0:
+		return runtimeONNX, nil
+	case len(sklearnFiles) > 0:
+		return runtimeSklearn, nil
+	}
+	return "", fmt.Errorf("model directory %s holds no .onnx, .pkl or .joblib file and no --entry-script was given", o.modelDir)
+}
+
+// scanModelDir lists the .onnx and .pkl/.joblib files under dir.
+func scanModelDir(dir string) (onnxFiles, sklearnFiles []string, err error) {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".onnx":
+			onnxFiles = append(onnxFiles, p)
+		case ".pkl", ".joblib":
+			sklearnFiles = append(sklearnFiles, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading model directory: %w", err)
+	}
+	return onnxFiles, sklearnFiles, nil
+}
+
+// logLevel parses AZUREML_LOG_LEVEL; unknown values mean INFO.
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(strings.TrimSpace(s)))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// startupError is a runtime that failed to start. The process prints it
+// in full and exits with status 3, as Azure's inference server does.
+type startupError struct {
+	runtime string
+	err     error
+}
+
+func (e *startupError) Error() string {
+	return fmt.Sprintf("the %s runtime failed to start: %v", e.runtime, e.err)
+}
+
+func (e *startupError) Unwrap() error { return e.err }
+
+// ExitCode makes cli.ExitCode exit with startupExitCode.
+func (e *startupError) ExitCode() int { return startupExitCode }
+
+// newRuntime starts the runtime of the given kind.
+func newRuntime(ctx context.Context, kind string, o *serveModelOptions, log *slog.Logger) (modelserver.Runtime, error) {
+	switch kind {
+	case runtimePython, runtimeSklearn:
+		cfg := python.Config{
+			Python:         o.python,
+			EntryScript:    o.entryScript,
+			SourceDir:      o.sourceDir,
+			ModelDir:       o.modelDir,
+			Workers:        o.workers,
+			ServiceName:    o.serviceName,
+			ServiceVersion: o.serviceVersion,
+			WorkspaceName:  o.workspaceName,
+			Env: map[string]string{
+				"SCORING_TIMEOUT_MS": strconv.Itoa(o.scoringTimeout),
+				"AML_CORS_ORIGINS":   o.corsOrigins,
+			},
+			Logger: log,
+			Stdout: os.Stdout,
+		}
+		if kind == runtimeSklearn {
+			model, err := findSklearnModel(o.modelDir)
+			if err != nil {
+				return nil, err
+			}
+			cfg.EntryScript, cfg.NoCodeModel = "", model
+		}
+		return python.New(ctx, cfg)
+	case runtimeONNX:
+		return newONNXRuntime(o, log)
+	}
+	return nil, fmt.Errorf("unknown runtime %q", kind)
+}
+
+// findSklearnModel returns the one .pkl/.joblib file under dir.
+func findSklearnModel(dir string) (string, error) {
+	_, files, err := scanModelDir(dir)
+	if err != nil {
+		return "", err
+	}
+	switch len(files) {
+	case 0:
+		return "", fmt.Errorf("no .pkl or .joblib file under %s", dir)
+	case 1:
+		return files[0], nil
+	}
+	return "", fmt.Errorf("several scikit-learn models under %s (%s); keep one, or write a score.py", dir, strings.Join(files, ", "))
+}
+
+// serverVersion is the version GET /v2 reports: the module version the
+// binary was built from, or "dev".
+func serverVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// newONNXRuntime is wired once modelserver/onnx exists. TEMPORARY.
+func newONNXRuntime(o *serveModelOptions, log *slog.Logger) (modelserver.Runtime, error) {
+	return nil, errors.New("onnx runtime not wired yet")
+}

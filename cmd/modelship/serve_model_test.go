@@ -1,0 +1,542 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// systemPython is Debian's interpreter, which has numpy, scikit-learn and
+// onnx; the python3 first on PATH may not.
+const systemPython = "/usr/bin/python3"
+
+// modelshipBin is the binary built once by TestMain.
+var modelshipBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "modelship-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	modelshipBin = filepath.Join(dir, "modelship")
+	build := exec.Command("go", "build", "-o", modelshipBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building modelship:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// replica is a running `modelship serve-model` child process.
+type replica struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // Wait's result, set when done is closed
+}
+
+// freePort returns a port free on 127.0.0.1 at the time of the call.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startReplica runs serve-model with args on a free port. The process is
+// killed at the end of the test if it is still running.
+func startReplica(t *testing.T, env []string, args ...string) *replica {
+	t.Helper()
+	port := freePort(t)
+	args = append([]string{"serve-model", "--host", "127.0.0.1", "--port", strconv.Itoa(port)}, args...)
+	cmd := exec.Command(modelshipBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	r := &replica{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout = r.stderr
+	cmd.Stderr = r.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r.err = cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			cmd.Process.Kill()
+			<-r.done
+		}
+		if t.Failed() {
+			t.Logf("serve-model output:\n%s", r.stderr)
+		}
+	})
+	return r
+}
+
+// waitReady waits until GET /v2/health/ready answers 200.
+func (r *replica) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-r.done:
+			t.Fatalf("serve-model exited before ready: %v\n%s", r.err, r.stderr)
+		default:
+		}
+		resp, err := http.Get(r.url + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("serve-model not ready after 60s\n%s", r.stderr)
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (r *replica) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(timeout):
+		t.Fatalf("serve-model still running after %v", timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(r.err, &ee) {
+		return ee.ExitCode()
+	}
+	if r.err != nil {
+		t.Fatalf("waiting for serve-model: %v", r.err)
+	}
+	return 0
+}
+
+// httpResult is one answer of the replica.
+type httpResult struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends one request and reads the whole answer.
+func do(t *testing.T, method, url, body string, header map[string]string) httpResult {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httpResult{resp.StatusCode, resp.Header, string(b)}
+}
+
+func requirePython(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(systemPython); err != nil {
+		t.Skipf("%s is not installed (run scripts/setup.sh): %v", systemPython, err)
+	}
+}
+
+func requireONNX(t *testing.T) {
+	t.Helper()
+	requirePython(t)
+	if _, err := os.Stat(ortLibPathTMP()); err != nil {
+		t.Skipf("ONNX Runtime library not found at %s (run scripts/setup.sh): %v", ortLibPathTMP(), err)
+	}
+	if err := exec.Command(systemPython, "-c", "import onnx").Run(); err != nil {
+		t.Skipf("python3-onnx is not installed (run scripts/setup.sh): %v", err)
+	}
+}
+
+// writeFile writes content to dir/name.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const trivialScore = `import json, time
+
+def init():
+    global scale
+    scale = 2
+    print("init done")
+
+def run(raw):
+    data = json.loads(raw)
+    if data.get("sleep"):
+        time.sleep(data["sleep"])
+    return {"result": [x * scale for x in data["data"]]}
+`
+
+func TestServeModel_ScorePy(t *testing.T) {
+	requirePython(t)
+	src := t.TempDir()
+	writeFile(t, src, "score.py", trivialScore)
+	r := startReplica(t, nil, "--entry-script", "score.py", "--source-dir", src, "--python", systemPython,
+		"--model-dir", t.TempDir(), "--scoring-timeout-ms", "5000")
+	r.waitReady(t)
+
+	t.Run("Health", func(t *testing.T) {
+		if got := do(t, "GET", r.url+"/", "", nil); got.status != 200 || got.body != "Healthy" {
+			t.Errorf("GET / = %d %q", got.status, got.body)
+		}
+	})
+	t.Run("Score", func(t *testing.T) {
+		got := do(t, "POST", r.url+"/score", `{"data":[1,2,3]}`,
+			map[string]string{"x-request-id": "req-1", "x-ms-client-request-id": "client-1"})
+		if got.status != 200 {
+			t.Fatalf("status %d: %s", got.status, got.body)
+		}
+		var out struct{ Result []float64 }
+		if err := json.Unmarshal([]byte(got.body), &out); err != nil || len(out.Result) != 3 || out.Result[2] != 6 {
+			t.Errorf("body %s (%v)", got.body, err)
+		}
+		for k, want := range map[string]string{"x-request-id": "req-1", "x-ms-request-id": "req-1", "x-ms-client-request-id": "client-1"} {
+			if v := got.header.Get(k); v != want {
+				t.Errorf("%s = %q, want %q", k, v, want)
+			}
+		}
+		if _, err := strconv.ParseFloat(got.header.Get("x-ms-run-fn-exec-ms"), 64); err != nil {
+			t.Errorf("x-ms-run-fn-exec-ms = %q", got.header.Get("x-ms-run-fn-exec-ms"))
+		}
+	})
+	t.Run("ScoreRunFails", func(t *testing.T) {
+		got := do(t, "POST", r.url+"/score", `{"nodata":1}`, nil)
+		if got.status != 500 || got.header.Get("x-ms-run-function-failed") != "True" || !strings.Contains(got.body, "message") {
+			t.Errorf("got %d %v %s", got.status, got.header, got.body)
+		}
+	})
+	t.Run("Score405", func(t *testing.T) {
+		if got := do(t, "PUT", r.url+"/score", "{}", nil); got.status != 405 {
+			t.Errorf("PUT /score = %d", got.status)
+		}
+	})
+	t.Run("Swagger", func(t *testing.T) {
+		for _, v := range []string{"", "?version=2", "?version=3"} {
+			got := do(t, "GET", r.url+"/swagger.json"+v, "", nil)
+			if got.status != 200 || !json.Valid([]byte(got.body)) {
+				t.Errorf("swagger%s = %d %.200s", v, got.status, got.body)
+			}
+		}
+		if got := do(t, "GET", r.url+"/swagger.json?version=9", "", nil); got.status != 404 {
+			t.Errorf("swagger version 9 = %d", got.status)
+		}
+	})
+	t.Run("V2", func(t *testing.T) {
+		for _, p := range []string{"/v2", "/v2/health/live", "/v2/health/ready"} {
+			if got := do(t, "GET", r.url+p, "", nil); got.status != 200 {
+				t.Errorf("GET %s = %d %s", p, got.status, got.body)
+			}
+		}
+	})
+	t.Run("Metrics", func(t *testing.T) {
+		got := do(t, "GET", r.url+"/metrics", "", nil)
+		if got.status != 200 || !strings.Contains(got.body, `modelship_modelserver_requests_total{code="200",route="/score"}`) ||
+			!strings.Contains(got.body, "modelship_modelserver_busy_workers") {
+			t.Errorf("metrics = %d %.500s", got.status, got.body)
+		}
+	})
+
+	// SIGTERM while a request runs: the request completes, the process
+	// exits cleanly, and new connections are refused.
+	type result struct {
+		httpResult
+		err error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		resp, err := http.Post(r.url+"/score", "application/json", strings.NewReader(`{"data":[5],"sleep":1}`))
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		inflight <- result{httpResult{resp.StatusCode, resp.Header, string(b)}, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	res := <-inflight
+	if res.err != nil || res.status != 200 || !strings.Contains(res.body, "10") {
+		t.Fatalf("in-flight request during SIGTERM: %v %d %s", res.err, res.status, res.body)
+	}
+	if code := r.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	if _, err := http.Get(r.url + "/"); err == nil {
+		t.Error("server still answers after exit")
+	}
+}
+
+func TestServeModel_InitFails(t *testing.T) {
+	requirePython(t)
+	src := t.TempDir()
+	writeFile(t, src, "score.py", "def init():\n    raise ValueError('model file is missing')\n\ndef run(raw):\n    return raw\n")
+	models := t.TempDir()
+	writeFile(t, models, "weights.bin", "x")
+	r := startReplica(t, nil, "--entry-script", filepath.Join(src, "score.py"), "--python", systemPython, "--model-dir", models)
+	code := r.wait(t, 60*time.Second)
+	out := r.stderr.String()
+	if code != 3 {
+		t.Errorf("exit code = %d, want 3", code)
+	}
+	for _, want := range []string{"Traceback", "ValueError: model file is missing", "weights.bin"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestServeModel_EnvOnly(t *testing.T) {
+	requirePython(t)
+	src := t.TempDir()
+	writeFile(t, src, "score.py", trivialScore)
+	r := startReplica(t, []string{
+		"AZUREML_ENTRY_SCRIPT=score.py", "AZUREML_SOURCE_DIRECTORY=" + src, "AZUREML_MODEL_DIR=" + t.TempDir(),
+		"MODELSHIP_PYTHON=" + systemPython, "AML_CORS_ORIGINS=https://app.example",
+	})
+	r.waitReady(t)
+	got := do(t, "OPTIONS", r.url+"/score", "", map[string]string{"Origin": "https://app.example"})
+	if got.status != 200 || got.body != "" || got.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("OPTIONS /score = %d %q %v", got.status, got.body, got.header)
+	}
+	if got := do(t, "POST", r.url+"/score", `{"data":[1]}`, nil); got.status != 200 {
+		t.Errorf("POST /score = %d %s", got.status, got.body)
+	}
+}
+
+// genLinearONNX writes a model computing output = input·W + b for a 4x3
+// W and returns the path. It needs /usr/bin/python3 with onnx.
+const genLinearONNX = `import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+b = np.array([1, 2, 3], dtype=np.float32)
+g = helper.make_graph(
+    [helper.make_node("Gemm", ["input", "W", "b"], ["output"])],
+    "linear",
+    [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4])],
+    [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])],
+    [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+m.ir_version = 8
+onnx.checker.check_model(m)
+onnx.save(m, sys.argv[1])
+`
+
+// linearWant is the output of the linear model for input row x.
+func linearWant(x [4]float32) [3]float32 {
+	var y [3]float32
+	for j := range 3 {
+		y[j] = float32(j + 1)
+		for i := range 4 {
+			y[j] += x[i] * float32(i*3+j) / 10
+		}
+	}
+	return y
+}
+
+func TestServeModel_ONNX(t *testing.T) {
+	requireONNX(t)
+	modelDir := filepath.Join(t.TempDir(), "linear", "1")
+	if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gen := writeFile(t, t.TempDir(), "gen.py", genLinearONNX)
+	if out, err := exec.Command(systemPython, gen, filepath.Join(modelDir, "model.onnx")).CombinedOutput(); err != nil {
+		t.Fatalf("generating the ONNX model: %v\n%s", err, out)
+	}
+	r := startReplica(t, nil, "--model-dir", modelDir, "--model-name", "linear", "--model-version", "1")
+	r.waitReady(t)
+
+	t.Run("Metadata", func(t *testing.T) {
+		got := do(t, "GET", r.url+"/v2/models/linear", "", nil)
+		if got.status != 200 {
+			t.Fatalf("status %d: %s", got.status, got.body)
+		}
+		var md struct {
+			Name   string
+			Inputs []struct {
+				Name, Datatype string
+				Shape          []int64
+			}
+		}
+		if err := json.Unmarshal([]byte(got.body), &md); err != nil || md.Name != "linear" || len(md.Inputs) != 1 ||
+			md.Inputs[0].Name != "input" || md.Inputs[0].Datatype != "FP32" {
+			t.Errorf("metadata %s (%v)", got.body, err)
+		}
+		for _, p := range []string{"/v2/models/linear/ready", "/v2/models/linear/versions/1", "/v2/models/linear/versions/1/ready"} {
+			if got := do(t, "GET", r.url+p, "", nil); got.status != 200 {
+				t.Errorf("GET %s = %d %s", p, got.status, got.body)
+			}
+		}
+	})
+	t.Run("Infer", func(t *testing.T) {
+		rows := [][4]float32{{1, 2, 3, 4}, {0.5, -1, 0, 2}}
+		got := do(t, "POST", r.url+"/v2/models/linear/infer",
+			`{"id":"a1","inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[[1,2,3,4],[0.5,-1,0,2]]}]}`, nil)
+		if got.status != 200 {
+			t.Fatalf("status %d: %s", got.status, got.body)
+		}
+		var out struct {
+			ID      string
+			Outputs []struct {
+				Name  string
+				Shape []int64
+				Data  []float32
+			}
+		}
+		if err := json.Unmarshal([]byte(got.body), &out); err != nil || out.ID != "a1" || len(out.Outputs) != 1 ||
+			len(out.Outputs[0].Data) != 6 {
+			t.Fatalf("infer body %s (%v)", got.body, err)
+		}
+		for i, x := range rows {
+			want := linearWant(x)
+			for j := range 3 {
+				if d := out.Outputs[0].Data[i*3+j] - want[j]; d > 1e-5 || d < -1e-5 {
+					t.Errorf("output[%d][%d] = %v, want %v", i, j, out.Outputs[0].Data[i*3+j], want[j])
+				}
+			}
+		}
+	})
+	t.Run("InferErrors", func(t *testing.T) {
+		for _, tc := range []struct {
+			path, body string
+			status     int
+		}{
+			{"/v2/models/nope/infer", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, 404},
+			{"/v2/models/linear/infer", `{"inputs":[{"name":"input","shape":[1,5],"datatype":"FP32","data":[1,2,3,4,5]}]}`, 400},
+			{"/v2/models/linear/infer", `{"inputs":`, 400},
+		} {
+			got := do(t, "POST", r.url+tc.path, tc.body, nil)
+			var e struct{ Error string }
+			if got.status != tc.status || json.Unmarshal([]byte(got.body), &e) != nil || e.Error == "" {
+				t.Errorf("POST %s %s = %d %s, want %d with {\"error\"}", tc.path, tc.body, got.status, got.body, tc.status)
+			}
+		}
+	})
+	t.Run("Score", func(t *testing.T) {
+		got := do(t, "POST", r.url+"/score", `{"data":[[1,2,3,4]]}`, nil)
+		want := linearWant([4]float32{1, 2, 3, 4})
+		if got.status != 200 || !strings.Contains(got.body, strconv.FormatFloat(float64(want[0]), 'f', -1, 32)) {
+			t.Errorf("POST /score = %d %s, want to contain %v", got.status, got.body, want)
+		}
+	})
+	t.Run("Swagger", func(t *testing.T) {
+		got := do(t, "GET", r.url+"/swagger.json", "", nil)
+		if got.status != 200 || !json.Valid([]byte(got.body)) {
+			t.Errorf("swagger = %d %.200s", got.status, got.body)
+		}
+	})
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+}
+
+func TestChooseRuntime(t *testing.T) {
+	dir := t.TempDir()
+	onnxDir := filepath.Join(dir, "onnx")
+	sklearnDir := filepath.Join(dir, "sklearn", "1")
+	emptyDir := filepath.Join(dir, "empty")
+	for _, d := range []string{onnxDir, sklearnDir, emptyDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, onnxDir, "m.onnx", "x")
+	writeFile(t, sklearnDir, "model.pkl", "x")
+	tests := []struct {
+		name    string
+		o       serveModelOptions
+		want    string
+		wantErr bool
+	}{
+		{"EntryScript", serveModelOptions{runtime: "auto", entryScript: "score.py", modelDir: onnxDir}, "python", false},
+		{"ONNXFiles", serveModelOptions{runtime: "auto", modelDir: onnxDir}, "onnx", false},
+		{"PickleFile", serveModelOptions{runtime: "auto", modelDir: filepath.Join(dir, "sklearn")}, "sklearn", false},
+		{"Empty", serveModelOptions{runtime: "auto", modelDir: emptyDir}, "", true},
+		{"Nothing", serveModelOptions{runtime: "auto"}, "", true},
+		{"ExplicitONNX", serveModelOptions{runtime: "onnx", modelDir: emptyDir}, "onnx", false},
+		{"PythonNeedsScript", serveModelOptions{runtime: "python", modelDir: onnxDir}, "", true},
+		{"Unknown", serveModelOptions{runtime: "tensorflow"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := chooseRuntime(&tt.o)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Errorf("chooseRuntime = %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func ortLibPathTMP() string {
+	return os.ExpandEnv("$HOME/.cache/modelship/onnxruntime/1.24.1/libonnxruntime.so")
+}
