@@ -1,0 +1,15 @@
+"""Shared state between the modelship worker and the compatibility shims.
+
+The worker sets ``request_id`` before each call of the user's run() and
+installs ``send_collect`` so that ``azureml.monitoring.ModelDataCollector``
+can hand rows to the Go server. Outside a modelship worker both stay inert.
+"""
+
+INIT_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
+
+request_id = INIT_REQUEST_ID
+
+
+def send_collect(meta, rows_json):
+    """Send collected rows to the server; replaced by the worker at startup."""
+    return False

@@ -1,0 +1,1 @@
+"""Public API used by score.py files: AMLRequest, rawhttp and AMLResponse."""

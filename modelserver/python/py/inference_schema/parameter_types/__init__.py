@@ -1,0 +1,1 @@
+"""Parameter types: how a JSON input is converted and described in swagger."""
