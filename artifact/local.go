@@ -59,7 +59,7 @@ func (l *Local) Put(ctx context.Context, r io.Reader) (modelship.PendingArtifact
 		return nil, fmt.Errorf("creating temporary blob: %w", err)
 	}
 	p := &pending{store: l, tmp: f.Name(), h: sha256.New()}
-	n, err := io.Copy(io.MultiWriter(f, p.h), contextReader{ctx, r})
+	n, err := io.CopyBuffer(io.MultiWriter(f, p.h), contextReader{ctx, r}, make([]byte, 1<<20))
 	if err == nil {
 		err = f.Sync()
 	}

@@ -39,16 +39,24 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // WithTLSConfig sets the TLS configuration (e.g. a custom CA).
 func WithTLSConfig(cfg *tls.Config) Option {
 	return func(c *Client) {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = cfg
-		c.http = &http.Client{Transport: t}
+		c.http = &http.Client{Transport: newTransport(cfg)}
 	}
+}
+
+// newTransport returns a transport with large write and read buffers, so
+// that model uploads and downloads move in big chunks.
+func newTransport(tlsCfg *tls.Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tlsCfg
+	t.WriteBufferSize = 256 << 10
+	t.ReadBufferSize = 256 << 10
+	return t
 }
 
 // New returns a client of the server at baseURL (e.g. http://127.0.0.1:8640)
 // that authenticates with token.
 func New(baseURL, token string, opts ...Option) *Client {
-	c := &Client{baseURL: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{}}
+	c := &Client{baseURL: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Transport: newTransport(nil)}}
 	for _, o := range opts {
 		o(c)
 	}

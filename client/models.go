@@ -101,28 +101,74 @@ func (m *ModelsClient) Register(ctx context.Context, ws string, opts RegisterOpt
 	q["tag"] = kv(opts.Tags)
 	q["property"] = kv(opts.Properties)
 
-	pr, pw := io.Pipe()
-	req, err := m.c.newRequest(ctx, http.MethodPost, modelPath(ws, opts.Name)+"/versions", q, pr)
+	body := &uploadBody{path: opts.Path, dir: info.IsDir()}
+	req, err := m.c.newRequest(ctx, http.MethodPost, modelPath(ws, opts.Name)+"/versions", q, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.ContentLength = -1
 	req.Trailer = http.Header{httpapi.DigestTrailer: nil}
-	go func() {
-		h := sha256.New()
-		err := writeContent(io.MultiWriter(pw, h), opts.Path, info.IsDir())
-		if err == nil {
-			req.Trailer.Set(httpapi.DigestTrailer, hex.EncodeToString(h.Sum(nil)))
-		}
-		pw.CloseWithError(err)
-	}()
+	body.trailer = req.Trailer
 	var out modelship.ModelVersion
-	if err := m.c.doJSON(req, &out); err != nil {
-		pr.CloseWithError(err)
+	err = m.c.doJSON(req, &out)
+	body.Close()
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// uploadBody streams a model file or folder as a request body and sets the
+// sha256 trailer when done. The transport copies it through WriteTo, so the
+// content goes out in large writes; Read is there for other consumers.
+type uploadBody struct {
+	path    string
+	dir     bool
+	trailer http.Header
+
+	pr *io.PipeReader
+}
+
+// WriteTo writes the whole content to w, then records its digest.
+func (b *uploadBody) WriteTo(w io.Writer) (int64, error) {
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(w, h)}
+	if err := writeContent(cw, b.path, b.dir); err != nil {
+		return cw.n, err
+	}
+	b.trailer.Set(httpapi.DigestTrailer, hex.EncodeToString(h.Sum(nil)))
+	return cw.n, nil
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	if b.pr == nil {
+		pr, pw := io.Pipe()
+		b.pr = pr
+		go func() {
+			_, err := b.WriteTo(pw)
+			pw.CloseWithError(err)
+		}()
+	}
+	return b.pr.Read(p)
+}
+
+func (b *uploadBody) Close() error {
+	if b.pr != nil {
+		b.pr.CloseWithError(io.ErrClosedPipe)
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func writeContent(w io.Writer, path string, dir bool) error {

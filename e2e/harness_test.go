@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 
 // server is a running `modelship server` child process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	dataDir string
 	home    string
@@ -58,7 +58,7 @@ type server struct {
 
 // startServer runs the server on free loopback ports with dataDir (a new
 // temporary dir when empty) and waits until it answers.
-func startServer(t *testing.T, dataDir string, args ...string) *server {
+func startServer(t testing.TB, dataDir string, args ...string) *server {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -69,7 +69,7 @@ func startServer(t *testing.T, dataDir string, args ...string) *server {
 
 // startServerWith runs the binary with args and HOME=home, and waits for
 // the server.json it writes into dataDir.
-func startServerWith(t *testing.T, home, dataDir string, all []string) *server {
+func startServerWith(t testing.TB, home, dataDir string, all []string) *server {
 	t.Helper()
 	os.Remove(filepath.Join(dataDir, "server.json"))
 	s := &server{t: t, dataDir: dataDir, home: home, log: &syncBuffer{}, done: make(chan struct{})}

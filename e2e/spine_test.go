@@ -503,3 +503,31 @@ func TestGracefulShutdown(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestTrailerDigestMismatch sends a digest in the HTTP trailer that does not
+// match the body: the upload is rejected and nothing is stored.
+func TestTrailerDigestMismatch(t *testing.T) {
+	s := startServer(t, "")
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", s.url+"/api/v1/workspaces/default/models/m/versions?fileName=m.onnx", pr)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Content-Sha256": nil}
+	go func() {
+		pw.Write([]byte("model bytes"))
+		req.Trailer.Set("X-Content-Sha256", strings.Repeat("ab", 32))
+		pw.Close()
+	}()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "sha256 mismatch") {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if list := decode[[]modelship.ModelVersion](t, s.ok(t, "model", "list", "-o", "json")); len(list) != 0 {
+		t.Fatalf("mismatched upload stored: %+v", list)
+	}
+}

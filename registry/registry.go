@@ -136,7 +136,7 @@ func (s *Service) putFolder(ctx context.Context, content io.Reader) (modelship.P
 	if verr == nil {
 		// Copy what follows the tar's end marker so the digest covers
 		// exactly the bytes received.
-		_, verr = io.Copy(pw, content)
+		_, verr = io.CopyBuffer(pw, content, make([]byte, 64<<10))
 	}
 	pw.CloseWithError(verr)
 	res := <-done
@@ -158,6 +158,7 @@ func (s *Service) putFolder(ctx context.Context, content io.Reader) (modelship.P
 func checkTar(r io.Reader) (contentStats, error) {
 	var st contentStats
 	tr := tar.NewReader(r)
+	buf := make([]byte, 1<<20)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -176,7 +177,7 @@ func checkTar(r io.Reader) (contentStats, error) {
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
-			n, err := io.Copy(io.Discard, tr)
+			n, err := io.CopyBuffer(discard{}, tr, buf)
 			var me *modelship.Error
 			if errors.As(err, &me) {
 				return st, err
@@ -200,6 +201,12 @@ func checkTar(r io.Reader) (contentStats, error) {
 	}
 	return st, nil
 }
+
+// discard is io.Discard without ReadFrom, so io.CopyBuffer uses our
+// large buffer (io.Discard's own is 8 KiB).
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // FindModel implements modelship.ModelService.
 func (s *Service) FindModel(ctx context.Context, ws string, ref modelship.ModelRef) (*modelship.ModelVersion, error) {

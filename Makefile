@@ -1,0 +1,42 @@
+# modelship developer workflow. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/modelship/modelship/cli.Version=$(VERSION)
+BIN := bin/modelship
+STATICCHECK_VERSION := v0.8.2
+TEST_TIMEOUT ?= 20m
+
+.PHONY: help setup build run test test-short bench check fmt clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## install what tests and the quick start need (apt packages, ONNX Runtime)
+	@bash scripts/setup.sh
+
+build: ## build bin/modelship
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/modelship
+
+run: setup build ## quick start: server + a model registered, served and scored (Ctrl-C stops)
+	@bash scripts/quickstart.sh
+
+test: setup ## run every test (real processes, real Python, real ONNX Runtime)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-short: ## unit tests only
+	$(GO) test -short -count=1 ./...
+
+bench: setup build ## run the benchmarks (see BENCHMARKS.md)
+	@bash scripts/bench.sh
+
+check: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output
+	rm -rf bin
