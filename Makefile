@@ -7,7 +7,7 @@ BIN := bin/modelship
 STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 20m
 
-.PHONY: help setup build run test test-short bench check fmt clean
+.PHONY: help setup build run test test-short bench check fmt docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ check: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+docs: ## regenerate docs/cli.md from the command definitions
+	$(GO) run ./cmd/modelship gen-docs > docs/cli.md
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')

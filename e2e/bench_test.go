@@ -99,4 +99,3 @@ func BenchmarkRegistryLargeFolder(b *testing.B) {
 		b.ReportMetric(float64(peak-idleRSS)/1024, "peak-RSS-growth-MiB")
 	}
 }
-

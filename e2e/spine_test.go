@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -529,5 +530,32 @@ func TestTrailerDigestMismatch(t *testing.T) {
 	}
 	if list := decode[[]modelship.ModelVersion](t, s.ok(t, "model", "list", "-o", "json")); len(list) != 0 {
 		t.Fatalf("mismatched upload stored: %+v", list)
+	}
+}
+
+func TestCLIReferenceIsCurrent(t *testing.T) {
+	out, err := exec.Command(binPath, "gen-docs").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Fatal("docs/cli.md is out of date; run `make docs`")
+	}
+}
+
+func TestEveryCommandHasHelpWithExample(t *testing.T) {
+	out, err := exec.Command(binPath, "gen-docs").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, section := range strings.Split(string(out), "\n## ")[1:] {
+		name, _, _ := strings.Cut(section, "\n")
+		if strings.Contains(section, "```\nmodelship ") && !strings.Contains(section, "Examples:") {
+			t.Errorf("%s has no example in its --help", name)
+		}
 	}
 }

@@ -16,7 +16,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := cli.NewRootCmd()
-	root.AddCommand(newServerCmd(), newServeModelCmd())
+	root.AddCommand(newServerCmd(), newServeModelCmd(), cli.NewDocsCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", cli.FormatError(err))
 		os.Exit(cli.ExitCode(err))

@@ -72,7 +72,7 @@ the same machine finds the server and the token by itself.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", cli.DefaultDataDir(), "where state lives (database, artifacts, admin token); env MODELSHIP_DATA_DIR")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "where state lives: database, artifacts, admin token (default $MODELSHIP_DATA_DIR or ~/.modelship)")
 	f.StringVar(&cfg.Listen, "listen", cli.DefaultListen, "address of the control-plane API")
 	f.StringVar(&cfg.GatewayListen, "gateway-listen", cli.DefaultGatewayListen, "address of the scoring gateway (front end)")
 	f.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", httpapi.DefaultMaxUploadBytes, "largest accepted model upload in bytes")
@@ -104,7 +104,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	if cfg.DataDir == "" {
-		return nil, errors.New("--data-dir is empty")
+		cfg.DataDir = cli.DefaultDataDir()
 	}
 	if cfg.MaxUploadBytes <= 0 {
 		return nil, fmt.Errorf("--max-upload-bytes must be positive, got %d", cfg.MaxUploadBytes)
