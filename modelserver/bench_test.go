@@ -5,11 +5,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/modelserver"
+	"github.com/modelship/modelship/modelserver/python"
 	"github.com/modelship/modelship/oip"
 )
 
@@ -117,6 +120,13 @@ func BenchmarkLoopback(b *testing.B) {
 		defer stop()
 		benchLoad(b, addr, rawPost("/v2/models/mlp/infer", "application/json", mlpInput))
 	})
+	b.Run("scorepy-trivial", func(b *testing.B) {
+		rt := startPythonBench(b)
+		s := modelserver.NewServer(rt, modelserver.ServerConfig{Logger: quietLogger})
+		addr, stop := serveBench(b, s.Handler())
+		defer stop()
+		benchLoad(b, addr, rawPost("/score", "application/json", []byte(`{"data":[[1,2,3,4]]}`)))
+	})
 	b.Run("server-echo-score", func(b *testing.B) {
 		s := modelserver.NewServer(&fakeRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
 		addr, stop := serveBench(b, s.Handler())
@@ -162,4 +172,45 @@ func BenchmarkHandler(b *testing.B) {
 		s := modelserver.NewServer(&fakeRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
 		benchHandler(b, s.Handler(), "/score", []byte(`{"data":[[1,2,3,4]]}`))
 	})
+}
+
+// trivialScorePy is the "trivial score.py" of the benchmark.
+const trivialScorePy = `import json
+
+def init():
+    pass
+
+def run(raw):
+    data = json.loads(raw)
+    return {"predictions": [len(data["data"])]}
+`
+
+// benchPythonWorkers is the Python pool size of the benchmark: one worker
+// per core.
+const benchPythonWorkers = 1
+
+// startPythonBench starts the Python runtime on trivialScorePy with
+// /usr/bin/python3 and closes it at the end of the benchmark.
+func startPythonBench(b *testing.B) *python.Runtime {
+	b.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		b.Skip("/usr/bin/python3 is not installed")
+	}
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte(trivialScorePy), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	rt, err := python.New(context.Background(), python.Config{
+		Python: "/usr/bin/python3", EntryScript: "score.py", SourceDir: dir, ModelDir: dir,
+		Workers: benchPythonWorkers, Logger: quietLogger, Stdout: io.Discard,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rt.Close(ctx)
+	})
+	return rt
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/modelship/modelship"
 	"github.com/modelship/modelship/modelserver"
+	"github.com/modelship/modelship/modelserver/onnx"
 	"github.com/modelship/modelship/modelserver/python"
 )
 
@@ -354,7 +356,82 @@ func serverVersion() string {
 	return "dev"
 }
 
-// newONNXRuntime is wired once modelserver/onnx exists. TEMPORARY.
+// newONNXRuntime serves the .onnx files of the model directory in process.
 func newONNXRuntime(o *serveModelOptions, log *slog.Logger) (modelserver.Runtime, error) {
-	return nil, errors.New("onnx runtime not wired yet")
+	models, err := onnxModels(o.modelDir, o.modelName, o.modelVersion)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range models {
+		log.Info("loading ONNX model", "name", m.Name, "version", m.Version, "path", m.Path)
+	}
+	lib := o.ortLib
+	if lib == "" {
+		lib = onnx.DefaultLibraryPath()
+	}
+	return onnx.New(onnx.Config{
+		Models:         models,
+		LibraryPath:    lib,
+		IntraOpThreads: o.intraOpThreads,
+		MaxConcurrency: o.maxConcurrency,
+	})
+}
+
+// onnxModels names the .onnx files under dir. One file takes name and
+// version when given; otherwise names and versions come from Azure's
+// layout (<name>/<version>/..., the model directory itself being
+// <name>/<version> for a single model) or else from the file name.
+func onnxModels(dir, name, version string) ([]onnx.Model, error) {
+	files, _, err := scanModelDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no .onnx file under %s", dir)
+	}
+	if len(files) > 1 && name != "" {
+		return nil, fmt.Errorf("--model-name %s given but %s holds %d .onnx files (%s)", name, dir, len(files), strings.Join(files, ", "))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("model directory: %w", err)
+	}
+	seen := make(map[string]string)
+	models := make([]onnx.Model, 0, len(files))
+	for _, f := range files {
+		n, v := layoutName(abs, f)
+		if len(files) == 1 {
+			n, v = cmp.Or(name, n), cmp.Or(version, v)
+		}
+		key := n + "/" + v
+		if prev, dup := seen[key]; dup {
+			return nil, fmt.Errorf("two ONNX models would be named %s version %q: %s and %s", n, v, prev, f)
+		}
+		seen[key] = f
+		models = append(models, onnx.Model{Name: n, Version: v, Path: f})
+	}
+	return models, nil
+}
+
+// layoutName derives a model's name and version from where its file sits
+// in the model directory root.
+func layoutName(root, file string) (name, version string) {
+	rel, err := filepath.Rel(root, file)
+	if err != nil {
+		rel = filepath.Base(file)
+	}
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) >= 3 && isVersion(parts[1]) {
+		return parts[0], parts[1] // <root>/<name>/<version>/...
+	}
+	if isVersion(filepath.Base(root)) && filepath.Base(filepath.Dir(root)) != "." {
+		return filepath.Base(filepath.Dir(root)), filepath.Base(root) // root is <name>/<version>
+	}
+	return strings.TrimSuffix(parts[len(parts)-1], filepath.Ext(file)), ""
+}
+
+// isVersion reports whether s is an Azure model version (a positive integer).
+func isVersion(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/modelserver/onnx"
 )
 
 // systemPython is Debian's interpreter, which has numpy, scikit-learn and
@@ -199,8 +201,8 @@ func requirePython(t *testing.T) {
 func requireONNX(t *testing.T) {
 	t.Helper()
 	requirePython(t)
-	if _, err := os.Stat(ortLibPathTMP()); err != nil {
-		t.Skipf("ONNX Runtime library not found at %s (run scripts/setup.sh): %v", ortLibPathTMP(), err)
+	if _, err := os.Stat(onnx.DefaultLibraryPath()); err != nil {
+		t.Skipf("ONNX Runtime library not found at %s (run scripts/setup.sh): %v", onnx.DefaultLibraryPath(), err)
 	}
 	if err := exec.Command(systemPython, "-c", "import onnx").Run(); err != nil {
 		t.Skipf("python3-onnx is not installed (run scripts/setup.sh): %v", err)
@@ -537,6 +539,46 @@ func TestChooseRuntime(t *testing.T) {
 	}
 }
 
-func ortLibPathTMP() string {
-	return os.ExpandEnv("$HOME/.cache/modelship/onnxruntime/1.24.1/libonnxruntime.so")
+func TestONNXModels(t *testing.T) {
+	root := t.TempDir()
+	mk := func(rel string) string {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Dir(p), filepath.Base(p), "x")
+		return p
+	}
+	mk("single/digits/3/model.onnx")
+	mk("multi/digits/1/model.onnx")
+	mk("multi/iris/2/sub/iris.onnx")
+	mk("plain/mlp.onnx")
+	tests := []struct {
+		name, dir, modelName, version string
+		want                          []string // name/version per model
+		wantErr                       bool
+	}{
+		{name: "AzureSingle", dir: "single/digits/3", want: []string{"digits/3"}},
+		{name: "AzureSingleOverride", dir: "single/digits/3", modelName: "d", version: "9", want: []string{"d/9"}},
+		{name: "AzureRoot", dir: "multi", want: []string{"digits/1", "iris/2"}},
+		{name: "FileName", dir: "plain", want: []string{"mlp/"}},
+		{name: "NameWithSeveral", dir: "multi", modelName: "x", wantErr: true},
+		{name: "AzureRootOfOne", dir: "single", want: []string{"digits/3"}},
+		{name: "AzureRootOfOneRenamed", dir: "single", modelName: "x", want: []string{"x/3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			models, err := onnxModels(filepath.Join(root, tt.dir), tt.modelName, tt.version)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			var got []string
+			for _, m := range models {
+				got = append(got, m.Name+"/"+m.Version)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("models = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
