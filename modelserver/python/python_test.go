@@ -474,6 +474,13 @@ func TestSklearnAzureSample(t *testing.T) {
 		})
 	}
 
+	// GET: the parameters come from the query string, parsed as JSON.
+	q, _ := json.Marshal(rows[:1])
+	resp = mustDo(t, r, call{method: "GET", query: "data=" + string(q)})
+	if err := json.Unmarshal(resp.Body, &got); err != nil || len(got) != 1 || got[0]-want[0] > 1e-9 || want[0]-got[0] > 1e-9 {
+		t.Errorf("GET: %d %s", resp.Status, resp.Body)
+	}
+
 	for _, v := range []string{"2", "3"} {
 		doc, err := r.Swagger(context.Background(), v)
 		if err != nil {
@@ -715,5 +722,25 @@ func TestCloseWaitsAndRefuses(t *testing.T) {
 	}
 	if r.Ready() {
 		t.Error("ready after close")
+	}
+}
+
+func TestParseOKMeta(t *testing.T) {
+	tests := []struct {
+		in   string
+		ok   bool
+		want int64
+	}{
+		{`{"t":"r","s":200,"ns":12345}`, true, 12345},
+		{`{"t":"r","s":200,"ns":0}`, true, 0},
+		{`{"t":"r","s":200,"ns":}`, false, 0},
+		{`{"t":"r","s":200,"ns":1,"e":"x"}`, false, 0},
+		{`{"t":"r","s":500,"ns":1}`, false, 0},
+	}
+	for _, tt := range tests {
+		m, ok := parseOKMeta([]byte(tt.in))
+		if ok != tt.ok || (ok && (m.NS != tt.want || m.S != 200 || m.T != "r")) {
+			t.Errorf("parseOKMeta(%s) = %+v, %v", tt.in, m, ok)
+		}
 	}
 }

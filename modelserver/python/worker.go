@@ -2,6 +2,7 @@ package python
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -17,7 +18,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/modelship/modelship/modelserver"
 )
@@ -270,6 +270,9 @@ func (w *worker) readFrame() (*frameMeta, []byte, error) {
 			return nil, nil, err
 		}
 	}
+	if meta, ok := parseOKMeta(mb); ok {
+		return meta, body, nil
+	}
 	meta := new(frameMeta)
 	if err := json.Unmarshal(mb, meta); err != nil {
 		return nil, nil, fmt.Errorf("bad frame from python worker: %w", err)
@@ -277,44 +280,24 @@ func (w *worker) readFrame() (*frameMeta, []byte, error) {
 	return meta, body, nil
 }
 
-// writeRequest sends one request frame.
+// writeRequest sends one request frame. Its meta is NUL-separated fields:
+// request id, method, path, raw query, content type, then header name/value
+// pairs when run() needs the headers.
 func (w *worker) writeRequest(req *modelserver.ScoreRequest) error {
 	b := append(w.wbuf[:0], 0, 0, 0, 0, 0, 0, 0, 0)
-	b = append(b, `{"i":`...)
-	b = appendJSONString(b, req.RequestID)
-	b = append(b, `,"m":`...)
-	b = appendJSONString(b, orDefault(req.Method, "POST"))
-	if req.Path != "" {
-		b = append(b, `,"p":`...)
-		b = appendJSONString(b, req.Path)
-	}
-	if req.RawQuery != "" {
-		b = append(b, `,"q":`...)
-		b = appendJSONString(b, req.RawQuery)
-	}
-	if ct := req.Header.Get("Content-Type"); ct != "" {
-		b = append(b, `,"ct":`...)
-		b = appendJSONString(b, ct)
-	}
-	if w.info.wantHeaders && len(req.Header) > 0 {
-		b = append(b, `,"h":[`...)
-		first := true
+	b = appendField(b, req.RequestID)
+	b = appendField(append(b, 0), orDefault(req.Method, "POST"))
+	b = appendField(append(b, 0), req.Path)
+	b = appendField(append(b, 0), req.RawQuery)
+	b = appendField(append(b, 0), req.Header.Get("Content-Type"))
+	if w.info.wantHeaders {
 		for k, vs := range req.Header {
 			for _, v := range vs {
-				if !first {
-					b = append(b, ',')
-				}
-				first = false
-				b = append(b, '[')
-				b = appendJSONString(b, k)
-				b = append(b, ',')
-				b = appendJSONString(b, v)
-				b = append(b, ']')
+				b = appendField(append(b, 0), k)
+				b = appendField(append(b, 0), v)
 			}
 		}
-		b = append(b, ']')
 	}
-	b = append(b, '}')
 	binary.LittleEndian.PutUint32(b[:4], uint32(len(b)-8))
 	binary.LittleEndian.PutUint32(b[4:8], uint32(len(req.Body)))
 	if len(req.Body) <= 64<<10 {
@@ -329,6 +312,14 @@ func (w *worker) writeRequest(req *modelserver.ScoreRequest) error {
 	}
 	_, err := w.toPy.Write(req.Body)
 	return err
+}
+
+// appendField appends s with any NUL byte (the field separator) dropped.
+func appendField(b []byte, s string) []byte {
+	if strings.IndexByte(s, 0) < 0 {
+		return append(b, s...)
+	}
+	return append(b, strings.ReplaceAll(s, "\x00", "")...)
 }
 
 // call sends a request and reads frames until its response. Any error means
@@ -418,34 +409,24 @@ func (r *Runtime) collect(meta *frameMeta, body []byte) {
 	}
 }
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
+// okPrefix starts the worker's fast-path response meta,
+// {"t":"r","s":200,"ns":<int>}.
+var (
+	okPrefix = []byte(`{"t":"r","s":200,"ns":`)
+)
+
+// parseOKMeta decodes the fast-path response meta without reflection.
+func parseOKMeta(mb []byte) (*frameMeta, bool) {
+	if len(mb) < len(okPrefix)+2 || !bytes.HasPrefix(mb, okPrefix) || mb[len(mb)-1] != '}' {
+		return nil, false
 	}
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
+	digits := mb[len(okPrefix) : len(mb)-1]
+	var ns int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, false
 		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
+		ns = ns*10 + int64(c-'0')
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return &frameMeta{T: "r", S: 200, NS: ns}, true
 }

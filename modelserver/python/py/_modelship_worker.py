@@ -1,12 +1,13 @@
 """modelship Python worker: runs an Azure ML score.py behind the Go server.
 
 Protocol (fd 3 = requests from Go, fd 4 = frames to Go). Every frame is an
-8-byte header (uint32 LE meta length, uint32 LE body length), a JSON meta
-object and the raw body bytes. Requests: meta {"i": request id, "m": method,
-"p": path, "q": raw query, "ct": content type, "h": [[name, value], ...]}.
-Frames to Go: {"t": "ready", ...} once after init(), {"t": "fatal", ...} on a
-startup failure, {"t": "r", "s": status, ...} per request and {"t": "c", ...}
-for ModelDataCollector rows.
+8-byte header (uint32 LE meta length, uint32 LE body length), the meta and the
+raw body bytes. A request's meta is UTF-8 fields separated by NUL bytes:
+request id, method, path, raw query, content type, then header name/value
+pairs (only when run() needs them). Frames to Go carry a JSON meta object:
+{"t": "ready", ...} once after init(), {"t": "fatal", ...} on a startup
+failure, {"t": "r", "s": status, ...} per request and {"t": "c", ...} for
+ModelDataCollector rows.
 """
 
 import inspect
@@ -29,8 +30,19 @@ _perf = time.perf_counter_ns
 _ERR_RUN = b'{"message": "An unexpected error occurred in scoring script. Check the logs for more info."}'
 
 
+_meta_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _write_frame(meta, body=b""):
-    m = _dumps(meta, separators=(",", ":")).encode()
+    _write_raw(_meta_encode(meta).encode(), body)
+
+
+def _write_ok(ns, body):
+    """Send the common 200 response (fast path, no JSON encoder)."""
+    _write_raw(b'{"t":"r","s":200,"ns":%d}' % ns, body)
+
+
+def _write_raw(m, body):
     data = _HDR.pack(len(m), len(body)) + m
     with _lock:
         if len(body) < 65536:
@@ -233,37 +245,39 @@ class _Worker:
     def serve(self):
         read = self.rf.read
         unpack = _HDR.unpack
+        handle = self.handle
         while True:
             hdr = read(8)
             if len(hdr) < 8:
                 return
             ml, bl = unpack(hdr)
-            meta = _loads(read(ml))
+            fields = read(ml).decode("utf-8", "surrogateescape").split("\0")
             body = read(bl) if bl else b""
-            rt.request_id = meta.get("i") or rt.INIT_REQUEST_ID
-            try:
-                self.handle(meta, body)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
+            rt.request_id = fields[0]
+            handle(fields, body)
+            out, err = sys.stdout, sys.stderr
+            if getattr(out, "_pending", True):
+                out.flush()
+            if getattr(err, "_pending", True):
+                err.flush()
 
-    def arguments(self, meta, body):
-        method = meta.get("m", "POST")
-        if self.mode == "raw":
-            from azureml_inference_server_http.api.aml_request import AMLRequest
-
-            return {self.first: AMLRequest._from_frame(meta, body)}
+    def arguments(self, fields, body):
+        method = fields[1]
         if self.mode == "str":
             if method == "GET":
-                return {self.first: _dumps(_parse_query(meta.get("q", "")))}
+                return {self.first: _dumps(_parse_query(fields[3]))}
             try:
                 return {self.first: str(body, "utf-8")}
             except UnicodeDecodeError as ex:
                 raise _BadInput(400, "Input cannot be decoded as UTF-8: %s" % ex)
+        if self.mode == "raw":
+            from azureml_inference_server_http.api.aml_request import AMLRequest
+
+            return {self.first: AMLRequest(method, fields[2] or "/score", fields[3], _pairs(fields), body)}
         if method == "GET":
-            doc = _parse_query(meta.get("q", ""))
+            doc = _parse_query(fields[3])
         else:
-            if not _is_json(meta.get("ct")):
+            if not _is_json(fields[4]):
                 raise _BadInput(415, "Expects Content-Type to be application/json")
             try:
                 doc = _loads(body)
@@ -281,14 +295,14 @@ class _Worker:
             args[p.name] = value
         return args
 
-    def handle(self, meta, body):
+    def handle(self, fields, body):
         try:
-            kwargs = self.arguments(meta, body)
+            kwargs = self.arguments(fields, body)
         except _BadInput as ex:
             _write_frame({"t": "r", "s": ex.status}, _dumps({"message": ex.message}).encode())
             return
         if self.wants_headers:
-            kwargs["request_headers"] = _headers_dict(meta.get("h") or [])
+            kwargs["request_headers"] = _headers_dict(_pairs(fields))
         t0 = _perf()
         try:
             out = self.run(**kwargs)
@@ -306,7 +320,7 @@ class _Worker:
             msg = "run() returned a value that is not JSON serializable: %s: %s" % (type(ex).__name__, ex)
             _write_frame({"t": "r", "s": 500, "f": 1, "ns": ns, "e": msg}, _ERR_RUN)
             return
-        _write_frame({"t": "r", "s": 200, "ns": ns}, data)
+        _write_ok(ns, data)
 
     def send_response_object(self, resp, ns):
         data = resp.get_data()
@@ -316,6 +330,11 @@ class _Worker:
         if hasattr(resp.headers, "to_wsgi_list"):
             headers = [[str(k), str(v)] for k, v in resp.headers.to_wsgi_list()]
         _write_frame({"t": "r", "s": int(resp.status_code), "h": headers, "ns": ns, "o": 1}, bytes(data))
+
+
+def _pairs(fields):
+    """Header (name, value) pairs from a request's meta fields."""
+    return list(zip(fields[5::2], fields[6::2]))
 
 
 def _headers_dict(pairs):

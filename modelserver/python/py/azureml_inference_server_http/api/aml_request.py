@@ -106,10 +106,6 @@ class AMLRequest:
         self._form = None
         self._files = None
 
-    @classmethod
-    def _from_frame(cls, meta, body):
-        return cls(meta.get("m", "POST"), meta.get("p") or "/score", meta.get("q", ""), [tuple(h) for h in meta.get("h") or []], body)
-
     @property
     def args(self):
         return MultiDict(urllib.parse.parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True))
