@@ -1,17 +1,21 @@
 package modelserver_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/modelship/modelship/modelserver"
+	"github.com/modelship/modelship/modelserver/onnx"
 	"github.com/modelship/modelship/modelserver/python"
 	"github.com/modelship/modelship/oip"
 )
@@ -37,10 +41,6 @@ var mlpInput = func() []byte {
 	return []byte(b.String())
 }()
 
-// mlpOutput is an answer of the same size as the MLP's.
-const mlpOutput = `{"model_name":"mlp","model_version":"1","outputs":[{"name":"probabilities","shape":[1,10],"datatype":"FP32",` +
-	`"data":[0.012345678,0.023456789,0.034567891,0.045678912,0.056789123,0.067891234,0.078912345,0.089123456,0.091234567,0.5]}]}`
-
 // serveBench serves h on a loopback listener until the returned stop is
 // called.
 func serveBench(b *testing.B, h http.Handler) (addr string, stop func()) {
@@ -65,11 +65,11 @@ func serveBench(b *testing.B, h http.Handler) (addr string, stop func()) {
 func benchLoad(b *testing.B, addr string, req []byte) {
 	b.Helper()
 	// Warm up connections and code paths.
-	if _, err := runLoad(addr, req, benchConns, 2*benchConns, benchMaxTime); err != nil {
+	if _, err := runLoad(addr, req, benchConns, 2*benchConns, 0, benchMaxTime); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	res, err := runLoad(addr, req, benchConns, b.N, benchMaxTime)
+	res, err := runLoad(addr, req, benchConns, b.N, 0, benchMaxTime)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -78,13 +78,22 @@ func benchLoad(b *testing.B, addr string, req []byte) {
 	b.ReportMetric(float64(res.p50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(res.p99.Microseconds()), "p99-µs")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("%s", res)
+	b.Logf("closed loop: %s", res)
+	if b.N < 1000 {
+		return
+	}
+	// The same number of requests again at half the rate just measured.
+	half, err := runLoad(addr, req, benchConns, b.N/2, res.rps()/2, benchMaxTime)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(half.p99.Microseconds()), "p99-at-half-rate-µs")
+	b.Logf("at half rate: %s", half)
 }
 
 // noopHandler reads the body and answers a fixed JSON: the ceiling of any
 // Go HTTP server on this machine.
-func noopHandler() http.Handler {
-	body := []byte(mlpOutput)
+func noopHandler(body []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -105,20 +114,32 @@ func (c *cannedRuntime) Infer(_ context.Context, model, version string, req *oip
 
 // BenchmarkLoopback load-tests the replica server over loopback HTTP with
 // the same client in one run, so the ratios between sub-benchmarks are
-// meaningful. Run it with a fixed count, e.g.
+// meaningful: the no-op handler (the ceiling), the server over the real
+// ONNX runtime (MLP 64->256->10, batch 1, OIP /infer) and over the real
+// Python runtime (trivial score.py, /score). Run it with a fixed count:
 //
 //	go test ./modelserver/ -run '^$' -bench Loopback -benchtime 20000x
 func BenchmarkLoopback(b *testing.B) {
+	onnxRT := startONNXBench(b)
+	onnxServer := modelserver.NewServer(onnxRT, modelserver.ServerConfig{Logger: quietLogger})
+	inferReq := rawPost("/v2/models/mlp/infer", "application/json", mlpInput)
+	// The no-op handler answers exactly what the ONNX route answers.
+	w := httptest.NewRecorder()
+	onnxServer.Handler().ServeHTTP(w, httptest.NewRequest("POST", "/v2/models/mlp/infer", bytes.NewReader(mlpInput)))
+	if w.Code != 200 {
+		b.Fatalf("ONNX infer: %d %s", w.Code, w.Body)
+	}
+	inferAnswer := w.Body.Bytes()
+
 	b.Run("noop-handler", func(b *testing.B) {
-		addr, stop := serveBench(b, noopHandler())
+		addr, stop := serveBench(b, noopHandler(inferAnswer))
 		defer stop()
-		benchLoad(b, addr, rawPost("/v2/models/mlp/infer", "application/json", mlpInput))
+		benchLoad(b, addr, inferReq)
 	})
-	b.Run("server-canned-infer", func(b *testing.B) {
-		s := modelserver.NewServer(&cannedRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
-		addr, stop := serveBench(b, s.Handler())
+	b.Run("onnx-mlp-infer", func(b *testing.B) {
+		addr, stop := serveBench(b, onnxServer.Handler())
 		defer stop()
-		benchLoad(b, addr, rawPost("/v2/models/mlp/infer", "application/json", mlpInput))
+		benchLoad(b, addr, inferReq)
 	})
 	b.Run("scorepy-trivial", func(b *testing.B) {
 		rt := startPythonBench(b)
@@ -127,12 +148,58 @@ func BenchmarkLoopback(b *testing.B) {
 		defer stop()
 		benchLoad(b, addr, rawPost("/score", "application/json", []byte(`{"data":[[1,2,3,4]]}`)))
 	})
-	b.Run("server-echo-score", func(b *testing.B) {
-		s := modelserver.NewServer(&fakeRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
+	b.Run("server-canned-infer", func(b *testing.B) {
+		s := modelserver.NewServer(&cannedRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
 		addr, stop := serveBench(b, s.Handler())
 		defer stop()
-		benchLoad(b, addr, rawPost("/score", "application/json", []byte(`{"data":[[1,2,3,4]]}`)))
+		benchLoad(b, addr, inferReq)
 	})
+}
+
+// genMLP writes an MLP 64->256->10 (Gemm, Relu, Gemm, Softmax) with fixed
+// random weights, input "input" [batch, 64], output "probabilities".
+const genMLP = `import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+rng = np.random.default_rng(7)
+W0 = rng.normal(0, 0.1, (64, 256)).astype(np.float32); B0 = np.zeros(256, np.float32)
+W1 = rng.normal(0, 0.1, (256, 10)).astype(np.float32); B1 = np.zeros(10, np.float32)
+g = helper.make_graph([
+    helper.make_node("Gemm", ["input", "W0", "B0"], ["z0"]),
+    helper.make_node("Relu", ["z0"], ["a0"]),
+    helper.make_node("Gemm", ["a0", "W1", "B1"], ["z1"]),
+    helper.make_node("Softmax", ["z1"], ["probabilities"], axis=1)],
+    "mlp",
+    [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])],
+    [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
+    [numpy_helper.from_array(a, n) for a, n in ((W0, "W0"), (B0, "B0"), (W1, "W1"), (B1, "B1"))])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+m.ir_version = 8
+onnx.save(m, sys.argv[1])
+`
+
+// startONNXBench generates the MLP and starts the ONNX runtime on it.
+func startONNXBench(b *testing.B) *onnx.Runtime {
+	b.Helper()
+	if _, err := os.Stat(onnx.DefaultLibraryPath()); err != nil {
+		b.Skipf("ONNX Runtime library not found (run scripts/setup.sh): %v", err)
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		b.Skip("/usr/bin/python3 is not installed")
+	}
+	dir := b.TempDir()
+	script, model := filepath.Join(dir, "gen.py"), filepath.Join(dir, "mlp.onnx")
+	if err := os.WriteFile(script, []byte(genMLP), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command("/usr/bin/python3", script, model).CombinedOutput(); err != nil {
+		b.Fatalf("generating the MLP: %v\n%s", err, out)
+	}
+	rt, err := onnx.New(onnx.Config{Models: []onnx.Model{{Name: "mlp", Version: "1", Path: model}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rt.Close(context.Background()) })
+	return rt
 }
 
 // discardWriter is a minimal http.ResponseWriter for handler benchmarks.

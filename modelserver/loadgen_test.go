@@ -31,10 +31,14 @@ func (r loadResult) String() string {
 
 // runLoad sends n copies of the raw HTTP/1.1 request req to addr over
 // conns keep-alive connections, each client sending its next request when
-// the previous answer arrived (a closed loop). It stops early at maxTime.
+// the previous answer arrived (a closed loop). With rate > 0 the clients
+// together send rate requests per second instead, each on a fixed
+// schedule, and latency counts from the scheduled send time (so a slow
+// answer is not hidden by the next send waiting for it). It stops early at
+// maxTime.
 // Every answer must have status 200. The client is a minimal HTTP/1.1
 // reader so that the load generator costs little CPU next to the server.
-func runLoad(addr string, req []byte, conns, n int, maxTime time.Duration) (loadResult, error) {
+func runLoad(addr string, req []byte, conns, n int, rate float64, maxTime time.Duration) (loadResult, error) {
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
@@ -44,11 +48,16 @@ func runLoad(addr string, req []byte, conns, n int, maxTime time.Duration) (load
 	)
 	deadline := time.Now().Add(maxTime)
 	start := time.Now()
-	for range conns {
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(conns) / rate * float64(time.Second))
+	}
+	for i := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			local, err := clientLoop(addr, req, &next, int64(n), deadline)
+			offset := interval * time.Duration(i) / time.Duration(conns)
+			local, err := clientLoop(addr, req, &next, int64(n), start.Add(offset), interval, deadline)
 			mu.Lock()
 			defer mu.Unlock()
 			lats = append(lats, local...)
@@ -74,8 +83,10 @@ func runLoad(addr string, req []byte, conns, n int, maxTime time.Duration) (load
 	}, nil
 }
 
-// clientLoop is one closed-loop client on its own connection.
-func clientLoop(addr string, req []byte, next *atomic.Int64, n int64, deadline time.Time) ([]time.Duration, error) {
+// clientLoop is one client on its own connection: closed-loop when
+// interval is 0, else sending at first, first+interval, ...
+func clientLoop(addr string, req []byte, next *atomic.Int64, n int64, first time.Time, interval time.Duration,
+	deadline time.Time) ([]time.Duration, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -83,10 +94,16 @@ func clientLoop(addr string, req []byte, next *atomic.Int64, n int64, deadline t
 	defer conn.Close()
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var lats []time.Duration
+	scheduled := first
 	for next.Add(1) <= n {
 		t0 := time.Now()
 		if t0.After(deadline) {
 			break
+		}
+		if interval > 0 {
+			time.Sleep(time.Until(scheduled))
+			t0 = scheduled
+			scheduled = scheduled.Add(interval)
 		}
 		if _, err := conn.Write(req); err != nil {
 			return lats, err

@@ -377,57 +377,15 @@ func newONNXRuntime(o *serveModelOptions, log *slog.Logger) (modelserver.Runtime
 	})
 }
 
-// onnxModels names the .onnx files under dir. One file takes name and
-// version when given; otherwise names and versions come from Azure's
-// layout (<name>/<version>/..., the model directory itself being
-// <name>/<version> for a single model) or else from the file name.
+// onnxModels names the .onnx files under dir with onnx.FindModels. A
+// single-model directory laid out as Azure's <name>/<version> takes that
+// name and version unless --model-name / --model-version are given.
 func onnxModels(dir, name, version string) ([]onnx.Model, error) {
-	files, _, err := scanModelDir(dir)
-	if err != nil {
-		return nil, err
+	if abs, err := filepath.Abs(dir); err == nil && isVersion(filepath.Base(abs)) {
+		name = cmp.Or(name, filepath.Base(filepath.Dir(abs)))
+		version = cmp.Or(version, filepath.Base(abs))
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no .onnx file under %s", dir)
-	}
-	if len(files) > 1 && name != "" {
-		return nil, fmt.Errorf("--model-name %s given but %s holds %d .onnx files (%s)", name, dir, len(files), strings.Join(files, ", "))
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("model directory: %w", err)
-	}
-	seen := make(map[string]string)
-	models := make([]onnx.Model, 0, len(files))
-	for _, f := range files {
-		n, v := layoutName(abs, f)
-		if len(files) == 1 {
-			n, v = cmp.Or(name, n), cmp.Or(version, v)
-		}
-		key := n + "/" + v
-		if prev, dup := seen[key]; dup {
-			return nil, fmt.Errorf("two ONNX models would be named %s version %q: %s and %s", n, v, prev, f)
-		}
-		seen[key] = f
-		models = append(models, onnx.Model{Name: n, Version: v, Path: f})
-	}
-	return models, nil
-}
-
-// layoutName derives a model's name and version from where its file sits
-// in the model directory root.
-func layoutName(root, file string) (name, version string) {
-	rel, err := filepath.Rel(root, file)
-	if err != nil {
-		rel = filepath.Base(file)
-	}
-	parts := strings.Split(filepath.ToSlash(rel), "/")
-	if len(parts) >= 3 && isVersion(parts[1]) {
-		return parts[0], parts[1] // <root>/<name>/<version>/...
-	}
-	if isVersion(filepath.Base(root)) && filepath.Base(filepath.Dir(root)) != "." {
-		return filepath.Base(filepath.Dir(root)), filepath.Base(root) // root is <name>/<version>
-	}
-	return strings.TrimSuffix(parts[len(parts)-1], filepath.Ext(file)), ""
+	return onnx.FindModels(dir, name, version)
 }
 
 // isVersion reports whether s is an Azure model version (a positive integer).

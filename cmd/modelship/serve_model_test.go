@@ -553,6 +553,8 @@ func TestONNXModels(t *testing.T) {
 	mk("multi/digits/1/model.onnx")
 	mk("multi/iris/2/sub/iris.onnx")
 	mk("plain/mlp.onnx")
+	mk("two/a.onnx")
+	mk("two/b.onnx")
 	tests := []struct {
 		name, dir, modelName, version string
 		want                          []string // name/version per model
@@ -562,9 +564,9 @@ func TestONNXModels(t *testing.T) {
 		{name: "AzureSingleOverride", dir: "single/digits/3", modelName: "d", version: "9", want: []string{"d/9"}},
 		{name: "AzureRoot", dir: "multi", want: []string{"digits/1", "iris/2"}},
 		{name: "FileName", dir: "plain", want: []string{"mlp/"}},
-		{name: "NameWithSeveral", dir: "multi", modelName: "x", wantErr: true},
+		{name: "FileNameRenamed", dir: "plain", modelName: "m", version: "4", want: []string{"m/4"}},
+		{name: "SeveralWithoutLayout", dir: "two", wantErr: true},
 		{name: "AzureRootOfOne", dir: "single", want: []string{"digits/3"}},
-		{name: "AzureRootOfOneRenamed", dir: "single", modelName: "x", want: []string{"x/3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
