@@ -1,0 +1,123 @@
+// Package compute defines what a compute driver does: run the replicas of a
+// deployment (a service, or one version of an endpoint) as described by a
+// Spec, report their status and logs, and scale them. Drivers: local (child
+// processes on this machine) and kubernetes.
+package compute
+
+import (
+	"context"
+	"time"
+)
+
+// Spec is the desired state of one deployment.
+type Spec struct {
+	// ID is unique per driver: "<workspace>/<service>" or
+	// "<workspace>/<endpoint>/<version>".
+	ID string
+	// Revision identifies everything that needs new replicas when it
+	// changes (models, code, environment, resources). A new revision is
+	// rolled out replica by replica; the old one keeps serving until the
+	// new replicas are ready.
+	Revision string
+	// Replicas is the desired number of replicas.
+	Replicas int
+	// Env is the environment of each replica's `modelship serve-model`.
+	Env map[string]string
+	// Resources requested per replica; counted against the target's
+	// capacity. MemoryLimitGB (0 = none) is enforced.
+	CPU, MemoryGB, MemoryLimitGB float64
+	GPUs                         int
+	Liveness                     Probe
+	// StartTimeout bounds how long a new replica may take to become ready
+	// during a rollout before the rollout is abandoned and rolled back.
+	StartTimeout time.Duration
+}
+
+// Probe is a liveness probe (livenessProbeRequirements).
+type Probe struct {
+	Period, InitialDelay, Timeout       time.Duration
+	SuccessThreshold, FailureThreshold int
+}
+
+// Replica states.
+const (
+	ReplicaStarting      = "Starting"
+	ReplicaRunning       = "Running"
+	ReplicaCrashLoop     = "CrashLoopBackOff"
+	ReplicaTerminating   = "Terminating"
+	ReplicaUnschedulable = "Unschedulable"
+)
+
+// ReplicaStatus describes one replica.
+type ReplicaStatus struct {
+	ID        string    `json:"id"`
+	Revision  string    `json:"revision"`
+	URL       string    `json:"url,omitempty"`
+	State     string    `json:"state"`
+	Ready     bool      `json:"ready"`
+	Restarts  int       `json:"restarts"`
+	LastExit  string    `json:"lastExit,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
+	PID       int       `json:"pid,omitempty"`
+}
+
+// Status is the observed state of a deployment.
+type Status struct {
+	ID string `json:"id"`
+	// Revision is the revision fully rolled out (every replica on it).
+	Revision string `json:"revision"`
+	// Desired is the revision being rolled out ("" when none is).
+	Desired  string          `json:"desired,omitempty"`
+	Replicas []ReplicaStatus `json:"replicas"`
+	// Unschedulable explains why a replica cannot be placed ("" if all are).
+	Unschedulable string `json:"unschedulable,omitempty"`
+	// RolloutError is set when the last rollout failed and was rolled back.
+	RolloutError string `json:"rolloutError,omitempty"`
+	// CrashReason holds the last error output of a crashing replica.
+	CrashReason string `json:"crashReason,omitempty"`
+}
+
+// ReadyCount returns the number of ready replicas.
+func (s *Status) ReadyCount() int {
+	n := 0
+	for _, r := range s.Replicas {
+		if r.Ready {
+			n++
+		}
+	}
+	return n
+}
+
+// LogOptions selects log lines.
+type LogOptions struct {
+	Tail    int  // last N lines (0 = all kept)
+	Init    bool // only the startup output (until the replica was ready)
+	Replica int  // replica index, -1 for all
+}
+
+// Capacity is what a compute target offers.
+type Capacity struct {
+	CPU      float64 `json:"cpu"`
+	MemoryGB float64 `json:"memoryGB"`
+	GPUs     int     `json:"gpus"`
+}
+
+// Driver runs deployments on one compute target.
+type Driver interface {
+	// Apply records the desired state and returns; the driver converges
+	// in the background. Applying the same spec again is a no-op.
+	Apply(ctx context.Context, spec *Spec) error
+	// Scale changes only the replica count.
+	Scale(ctx context.Context, id string, replicas int) error
+	// Delete drains and stops every replica and forgets the deployment;
+	// it returns when they are gone.
+	Delete(ctx context.Context, id string) error
+	// Status returns the observed state. Returns ENOTFOUND.
+	Status(ctx context.Context, id string) (*Status, error)
+	// Logs returns replica output lines.
+	Logs(ctx context.Context, id string, opts LogOptions) ([]string, error)
+	// Capacity returns the target's total and free capacity.
+	Capacity(ctx context.Context) (total, free Capacity, err error)
+	// Close stops every replica.
+	Close(ctx context.Context) error
+}
