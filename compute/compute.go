@@ -35,7 +35,7 @@ type Spec struct {
 
 // Probe is a liveness probe (livenessProbeRequirements).
 type Probe struct {
-	Period, InitialDelay, Timeout       time.Duration
+	Period, InitialDelay, Timeout      time.Duration
 	SuccessThreshold, FailureThreshold int
 }
 
