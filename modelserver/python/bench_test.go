@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -77,4 +79,46 @@ func BenchmarkNoCodeSklearnOneRow(b *testing.B) {
 	body, _ := json.Marshal(map[string]any{"data": rows[:1]})
 	benchScore(b, r, &modelserver.ScoreRequest{RequestID: "bench", Method: "POST", Path: "/score",
 		Header: http.Header{"Content-Type": {"application/json"}}, Body: body}, false)
+}
+
+// floorScript is the least a Python process can do per frame: read a frame
+// from fd 3 and answer a fixed frame on fd 4.
+const floorScript = `
+import os, struct
+r = os.fdopen(3, "rb", buffering=65536)
+H = struct.Struct("<II")
+reply = H.pack(2, 0) + b"{}"
+while True:
+    h = r.read(8)
+    if len(h) < 8:
+        break
+    ml, bl = H.unpack(h)
+    r.read(ml + bl)
+    os.write(4, reply)
+`
+
+// BenchmarkPipeFloor measures the bare Go<->Python pipe ping-pong on this
+// machine, the floor under BenchmarkTrivialScore (same-run comparison).
+func BenchmarkPipeFloor(b *testing.B) {
+	reqR, reqW, _ := os.Pipe()
+	respR, respW, _ := os.Pipe()
+	cmd := exec.Command(pythonBin(b), "-c", floorScript)
+	cmd.ExtraFiles = []*os.File{reqR, respW}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	reqR.Close()
+	respW.Close()
+	defer func() { reqW.Close(); cmd.Wait(); respR.Close() }()
+	frame := append([]byte{2, 0, 0, 0, 21, 0, 0, 0}, `{}{"data": [[1, 2, 3]]}`...)
+	buf := make([]byte, 10)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := reqW.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(respR, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

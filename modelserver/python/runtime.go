@@ -144,6 +144,12 @@ func (r *Runtime) Score(ctx context.Context, req *modelserver.ScoreRequest) (*mo
 		return nil, ErrClosed
 	}
 	r.queued.Add(-1)
+	select {
+	case <-r.closing:
+		r.free <- w
+		return nil, ErrClosed
+	default:
+	}
 	if ctx.Err() != nil {
 		r.free <- w
 		return nil, ctxError(ctx)
@@ -263,9 +269,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	close(r.closing)
 	r.mu.Unlock()
 
+	// In-flight requests are done when every live worker is idle again.
 	var err error
 	tick := time.NewTicker(5 * time.Millisecond)
-	for r.active.Load() > 0 {
+	for !r.allIdle() {
 		select {
 		case <-ctx.Done():
 			err = fmt.Errorf("python runtime close: %w", ctx.Err())
@@ -298,6 +305,13 @@ func (r *Runtime) Close(ctx context.Context) error {
 	wg.Wait()
 	r.wg.Wait()
 	return err
+}
+
+// allIdle reports whether every live worker is back in the idle pool.
+func (r *Runtime) allIdle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.free) >= len(r.workers)
 }
 
 // writeOutput writes one line of worker output to Config.Stdout.
