@@ -235,7 +235,6 @@ func (r *resolved) environ(shimDir string) []string {
 		"WORKER_COUNT":                fmt.Sprint(r.Workers),
 		"PYTHONUNBUFFERED":            "1",
 		"MODELSHIP_ENTRY_SCRIPT_PATH": r.script,
-		"MODELSHIP_SHIM_DIR":          shimDir,
 	}
 	if r.noCode != "" {
 		vars["MODELSHIP_NOCODE_MODEL"] = r.noCode

@@ -288,6 +288,21 @@ func TestTimeoutReplacesWorker(t *testing.T) {
 	}
 }
 
+func TestClientCancelKeepsWorker(t *testing.T) {
+	r, _ := start(t, Config{EntryScript: "trivial.py", SourceDir: testdata(t)})
+	before := r.pids()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	resp, err := r.Score(ctx, &modelserver.ScoreRequest{RequestID: "c", Method: "POST", Body: []byte("sleep:0.4")})
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("cancelled call: %v %v", resp, err)
+	}
+	if after := r.pids(); len(after) != 1 || after[0] != before[0] {
+		t.Errorf("worker replaced after a client cancel: %v -> %v", before, after)
+	}
+}
+
 func TestWorkerDiesMidRequest(t *testing.T) {
 	r, _ := start(t, Config{EntryScript: "trivial.py", SourceDir: testdata(t)})
 	_, err := do(t, r, call{body: "die"})
@@ -742,5 +757,73 @@ func TestParseOKMeta(t *testing.T) {
 		if ok != tt.ok || (ok && (m.NS != tt.want || m.S != 200 || m.T != "r")) {
 			t.Errorf("parseOKMeta(%s) = %+v, %v", tt.in, m, ok)
 		}
+	}
+}
+
+// writeScript writes a score.py into a fresh source dir and returns the dir.
+func writeScript(t testing.TB, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "score.py"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestPandasOrientsAndNumpyTypes(t *testing.T) {
+	src := writeScript(t, `
+import numpy as np
+import pandas as pd
+from inference_schema.schema_decorators import input_schema
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.parameter_types.pandas_parameter_type import PandasParameterType
+
+def init():
+    pass
+
+@input_schema("split", PandasParameterType(pd.DataFrame({"a": [1], "b": [0.5]}), orient="split"))
+@input_schema("values", PandasParameterType(pd.DataFrame({"a": [1], "b": [0.5]}), orient="values"))
+@input_schema("ints", NumpyParameterType(np.array([[1, 2]], dtype=np.int32)))
+def run(split, values, ints):
+    return {"split": split.to_dict(orient="list"), "values": values.to_dict(orient="list"),
+            "ints": [str(ints.dtype), list(ints.shape)]}
+`)
+	r, _ := start(t, Config{EntryScript: "score.py", SourceDir: src})
+	resp := mustDo(t, r, call{ct: "application/json", body: `{
+		"split": {"columns": ["a", "b"], "index": [0, 1], "data": [[1, 2.5], [3, 4.5]]},
+		"values": [[7, 8.5]],
+		"ints": [[1, 2], [3, 4], [5, 6]]}`})
+	want := `{"split": {"a": [1, 3], "b": [2.5, 4.5]}, "values": {"a": [7], "b": [8.5]}, "ints": ["int32", [3, 2]]}`
+	if resp.Status != 200 || string(resp.Body) != want {
+		t.Errorf("got %d %s\nwant %s", resp.Status, resp.Body, want)
+	}
+	// A shape that does not match the sample fails inside run(), as in Azure.
+	resp = mustDo(t, r, call{ct: "application/json", body: `{"split": {"columns": ["a", "b"], "index": [0], "data": [[1, 2]]}, "values": [[1, 2]], "ints": [[1, 2, 3]]}`})
+	if resp.Status != 500 || !resp.RunFailed {
+		t.Errorf("bad shape: %d %s", resp.Status, resp.Body)
+	}
+}
+
+func TestNumpyMissingIsClear(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil || exec.Command(py, "-c", "import numpy").Run() == nil {
+		t.Skip("needs a python3 on PATH without numpy")
+	}
+	src := writeScript(t, `
+from inference_schema.schema_decorators import input_schema
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+
+def init():
+    pass
+
+@input_schema("data", NumpyParameterType([[1.0]]))
+def run(data):
+    return data
+`)
+	_, err = New(context.Background(), Config{Python: py, EntryScript: "score.py", SourceDir: src,
+		Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var se *StartupError
+	if !errors.As(err, &se) || !strings.Contains(se.Traceback, "NumpyParameterType needs the 'numpy' package") {
+		t.Errorf("err %v", err)
 	}
 }

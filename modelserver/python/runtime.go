@@ -157,19 +157,25 @@ func (r *Runtime) Score(ctx context.Context, req *modelserver.ScoreRequest) (*mo
 	r.active.Add(1)
 	defer r.active.Add(-1)
 
-	stop := context.AfterFunc(ctx, w.kill)
+	// Only the deadline kills the worker: a caller that goes away (cancel)
+	// lets run() finish, so a client disconnect never costs an init().
+	deadline, _ := ctx.Deadline()
+	killCtx, cancelKill := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	stop := context.AfterFunc(killCtx, w.kill)
 	resp, err := w.call(req)
-	if !stop() || err != nil {
+	killed := !stop()
+	cancelKill()
+	if killed || err != nil {
 		// The deadline passed (the worker was killed) or the worker died.
 		r.replace(w)
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
+		switch {
+		case err == nil: // answered just as the deadline passed
+			return resp, nil
+		case killed:
+			return nil, modelserver.ErrScoringTimeout
 		}
-		if err != nil {
-			r.log.Error("python worker died while scoring", "request_id", req.RequestID, "error", err)
-			return nil, err
-		}
-		return resp, nil
+		r.log.Error("python worker died while scoring", "request_id", req.RequestID, "error", err)
+		return nil, err
 	}
 	r.free <- w
 	return resp, nil
