@@ -1162,7 +1162,7 @@ func (s *cfgSchemaWalker) walk(path string, v any, t reflect.Type, p *cfgProblem
 			full := cfgJoinPath(path, k)
 			f, ok := fields[k]
 			if !ok {
-				p.add("%s", s.unknown(path, full, k, fields))
+				p.add("%s", s.unknown(full, k, fields))
 				continue
 			}
 			m[k] = s.walk(full, m[k], f.Type, p)
@@ -1174,13 +1174,19 @@ func (s *cfgSchemaWalker) walk(path string, v any, t reflect.Type, p *cfgProblem
 // unknown describes an unknown key with a suggestion when one is close: a
 // key of the same object within a small edit distance, the same name in
 // another object, or the JSON name of an Azure SDK keyword argument.
-func (s *cfgSchemaWalker) unknown(parent, full, key string, fields map[string]reflect.StructField) string {
+func (s *cfgSchemaWalker) unknown(full, key string, fields map[string]reflect.StructField) string {
 	msg := fmt.Sprintf("unknown field %q", full)
 	if js, ok := s.kwargs[strings.ToLower(key)]; ok {
 		return msg + fmt.Sprintf(" — did you mean %q? (JSON keys are camelCase)", js)
 	}
-	best, bestD := "", 1<<30
 	norm := cfgNormalizeKey(key)
+	for _, path := range s.all { // the same name in another object
+		last := path[strings.LastIndex(path, ".")+1:]
+		if cfgNormalizeKey(last) == norm && path != full {
+			return msg + fmt.Sprintf(" — did you mean %q?", path)
+		}
+	}
+	best, bestD := "", 1<<30
 	for name := range fields {
 		d := cfgEditDistance(norm, cfgNormalizeKey(name))
 		if d < bestD || (d == bestD && name < best) {
@@ -1190,16 +1196,12 @@ func (s *cfgSchemaWalker) unknown(parent, full, key string, fields map[string]re
 	if best != "" && (bestD <= 2 || bestD*3 <= len(key)) && bestD < len(key) {
 		return msg + fmt.Sprintf(" — did you mean %q?", best)
 	}
-	for _, path := range s.all {
-		last := path[strings.LastIndex(path, ".")+1:]
-		if cfgNormalizeKey(last) == norm && path != full {
-			return msg + fmt.Sprintf(" — did you mean %q?", path)
+	for _, name := range cfgSortedKeys(fields) { // a truncated name
+		if len(norm) >= 3 && strings.HasPrefix(cfgNormalizeKey(name), norm) {
+			return msg + fmt.Sprintf(" — did you mean %q?", name)
 		}
 	}
-	if parent == "" {
-		return msg
-	}
-	return msg + fmt.Sprintf(" in %q", parent)
+	return msg
 }
 
 func cfgNormalizeKey(s string) string {
