@@ -51,7 +51,8 @@ var _ modelserver.Runtime = (*Runtime)(nil)
 // New starts cfg.Workers workers and returns when every one of them has run
 // init() successfully. A failing score.py yields a *StartupError (message,
 // traceback, model dir listing) that the caller should print before exiting
-// non-zero; other errors are configuration or system errors.
+// non-zero; other errors are configuration or system errors. ctx bounds
+// the startup: an init() still running when it ends is killed.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	shims, err := shimDir()
 	if err != nil {

@@ -59,38 +59,58 @@ func extractShims() (string, error) {
 		h.Write(b)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))[:16]
-	base, err := os.UserCacheDir()
-	if err != nil || base == "" {
-		base = os.TempDir()
+	var bases []string
+	if c, err := os.UserCacheDir(); err == nil && c != "" {
+		bases = append(bases, c)
 	}
-	dir := filepath.Join(base, "modelship", "pyshims", sum)
+	bases = append(bases, os.TempDir())
+	var firstErr error
+	for _, base := range bases {
+		dir := filepath.Join(base, "modelship", "pyshims", sum)
+		err := installShims(dir, files)
+		if err == nil {
+			return dir, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return "", firstErr
+}
+
+// installShims writes files into dir unless a complete copy is there; it
+// writes to a temporary sibling and renames it, so concurrent processes
+// never see a partial tree.
+func installShims(dir string, files []string) error {
 	if _, err := os.Stat(filepath.Join(dir, "_modelship_worker.py")); err == nil {
-		return dir, nil
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("create shim cache: %w", err)
+		return fmt.Errorf("create shim cache: %w", err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), sum+".tmp")
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp")
 	if err != nil {
-		return "", fmt.Errorf("create shim dir: %w", err)
+		return fmt.Errorf("create shim dir: %w", err)
 	}
 	for _, f := range files {
 		b, _ := shimFS.ReadFile(f)
 		rel, _ := filepath.Rel("py", filepath.FromSlash(f))
 		dst := filepath.Join(tmp, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return "", fmt.Errorf("extract shims: %w", err)
+			os.RemoveAll(tmp)
+			return fmt.Errorf("extract shims: %w", err)
 		}
 		if err := os.WriteFile(dst, b, 0o644); err != nil {
-			return "", fmt.Errorf("extract shims: %w", err)
+			os.RemoveAll(tmp)
+			return fmt.Errorf("extract shims: %w", err)
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		// Another process won the race: use its copy.
 		os.RemoveAll(tmp)
 		if _, statErr := os.Stat(filepath.Join(dir, "_modelship_worker.py")); statErr != nil {
-			return "", fmt.Errorf("install shims: %w", err)
+			return fmt.Errorf("install shims: %w", err)
 		}
 	}
-	return dir, nil
+	return nil
 }
