@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -23,7 +24,12 @@ func (r *Runtime) Infer(ctx context.Context, name, version string, req *oip.Infe
 	if err != nil {
 		return nil, err
 	}
-	inputs := make([]*oip.Tensor, len(m.inputs))
+	var buf [4]*oip.Tensor
+	inputs := buf[:0]
+	if len(m.inputs) > len(buf) {
+		inputs = make([]*oip.Tensor, 0, len(m.inputs))
+	}
+	inputs = inputs[:len(m.inputs)]
 	for i := range req.Inputs {
 		t := &req.Inputs[i]
 		j := m.inputIndex(t.Name)
@@ -55,9 +61,12 @@ func (r *Runtime) Infer(ctx context.Context, name, version string, req *oip.Infe
 	if err != nil {
 		return nil, err
 	}
-	resp := &oip.InferResponse{ModelName: m.name, ModelVersion: m.version, ID: req.ID, Outputs: make([]oip.Tensor, len(want))}
-	for i, w := range want {
-		resp.Outputs[i] = outs[m.outputIndex(w.name)]
+	resp := &oip.InferResponse{ModelName: m.name, ModelVersion: m.version, ID: req.ID, Outputs: outs}
+	if len(req.Outputs) > 0 {
+		resp.Outputs = make([]oip.Tensor, len(want))
+		for i, w := range want {
+			resp.Outputs[i] = outs[m.outputIndex(w.name)]
+		}
 	}
 	return resp, nil
 }
@@ -70,7 +79,12 @@ func (r *Runtime) run(ctx context.Context, m *model, inputs []*oip.Tensor) ([]oi
 	}
 	defer r.wg.Done()
 
-	values := make([]ort.Value, len(inputs)+len(m.outputs))
+	var buf [8]ort.Value
+	values := buf[:0]
+	if n := len(inputs) + len(m.outputs); n > len(buf) {
+		values = make([]ort.Value, 0, n)
+	}
+	values = values[:len(inputs)+len(m.outputs)]
 	in, out := values[:len(inputs)], values[len(inputs):]
 	defer func() {
 		for _, v := range values {
@@ -143,19 +157,39 @@ func (m *model) runSession(ctx context.Context, in, out []ort.Value) error {
 	if ctx.Done() == nil {
 		return m.session.Run(in, out)
 	}
-	ro := <-m.runOpts // there are as many as slots, so one is free
-	defer func() { m.runOpts <- ro }()
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		ro.Terminate()
-		close(fired)
-	})
-	err := m.session.RunWithOptions(in, out, ro)
-	if !stop() {
-		<-fired
-		ro.UnsetTerminate()
+	slot := <-m.slots // there are as many as semaphore slots, so one is free
+	defer func() { m.slots <- slot }()
+	slot.fired.Add(1)
+	stop := context.AfterFunc(ctx, slot.terminate)
+	err := m.session.RunWithOptions(in, out, slot.opts)
+	if stop() {
+		slot.fired.Done()
+	} else {
+		slot.fired.Wait()
+		slot.opts.UnsetTerminate()
 	}
 	return err
+}
+
+// runSlot holds the run options of one concurrent Run, to terminate it
+// when its context ends.
+type runSlot struct {
+	opts      *ort.RunOptions
+	fired     sync.WaitGroup // the pending terminate call
+	terminate func()
+}
+
+func newRunSlot() (*runSlot, error) {
+	opts, err := ort.NewRunOptions()
+	if err != nil {
+		return nil, err
+	}
+	s := &runSlot{opts: opts}
+	s.terminate = func() {
+		s.opts.Terminate()
+		s.fired.Done()
+	}
+	return s, nil
 }
 
 func ctxError(ctx context.Context) error {

@@ -127,8 +127,8 @@ type model struct {
 	inputs        []tensorInfo
 	outputs       []tensorInfo
 	meta          oip.ModelMetadata
-	sem           chan struct{}        // MaxConcurrency slots
-	runOpts       chan *ort.RunOptions // one per slot, to terminate a Run on timeout
+	sem           chan struct{} // MaxConcurrency slots
+	slots         chan *runSlot // one per semaphore slot, to terminate a Run on timeout
 }
 
 // tensorInfo describes one input or output of a model.
@@ -230,14 +230,14 @@ func loadModel(mc Model, cfg Config) (*model, error) {
 		return fail(err)
 	}
 	m.sem = make(chan struct{}, cfg.MaxConcurrency)
-	m.runOpts = make(chan *ort.RunOptions, cfg.MaxConcurrency)
+	m.slots = make(chan *runSlot, cfg.MaxConcurrency)
 	for range cfg.MaxConcurrency {
-		ro, err := ort.NewRunOptions()
+		slot, err := newRunSlot()
 		if err != nil {
 			m.destroy()
 			return fail(err)
 		}
-		m.runOpts <- ro
+		m.slots <- slot
 	}
 	m.meta = oip.ModelMetadata{Name: m.name, Platform: Platform, Inputs: metadata(m.inputs), Outputs: metadata(m.outputs)}
 	if m.version != "" {
@@ -254,8 +254,8 @@ func (m *model) destroy() {
 	}
 	for {
 		select {
-		case ro := <-m.runOpts:
-			ro.Destroy()
+		case slot := <-m.slots:
+			slot.opts.Destroy()
 		default:
 			return
 		}
