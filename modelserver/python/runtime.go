@@ -161,11 +161,9 @@ func (r *Runtime) Score(ctx context.Context, req *modelserver.ScoreRequest) (*mo
 	// Only the deadline kills the worker: a caller that goes away (cancel)
 	// lets run() finish, so a client disconnect never costs an init().
 	deadline, _ := ctx.Deadline()
-	killCtx, cancelKill := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	stop := context.AfterFunc(killCtx, w.kill)
+	timer := time.AfterFunc(time.Until(deadline), w.kill)
 	resp, err := w.call(req)
-	killed := !stop()
-	cancelKill()
+	killed := !timer.Stop()
 	if killed || err != nil {
 		// The deadline passed (the worker was killed) or the worker died.
 		r.replace(w)
