@@ -103,7 +103,8 @@ func (g *Gateway) autoscaleTick(ctx context.Context, now time.Time) {
 			a := &v.st.as
 			a.mu.Lock()
 			if a.periodStart.IsZero() {
-				a.periodStart = now
+				// Each sample stands for the interval before it.
+				a.periodStart = now.Add(-g.sampleInterval())
 			}
 			a.sum += demand
 			a.samples++
@@ -217,4 +218,13 @@ func (g *Gateway) decide(ctx context.Context, r *route, v *version, now time.Tim
 	st.Requested = a.requested
 	a.status, a.has = st, true
 	a.mu.Unlock()
+}
+
+// sampleInterval is the autoscaler's sampling interval, also when its loop
+// is disabled (tests drive autoscaleTick themselves at that pace).
+func (g *Gateway) sampleInterval() time.Duration {
+	if g.cfg.AutoscaleInterval > 0 {
+		return g.cfg.AutoscaleInterval
+	}
+	return DefaultAutoscaleInterval
 }
