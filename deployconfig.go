@@ -929,7 +929,11 @@ func cfgIntRange(p *cfgProblems, field string, v *int, lo, hi int, unit string) 
 		unit = " " + unit
 	}
 	if hi == math.MaxInt32 {
-		p.add("%s is %d; use a whole number, %d or more", field, *v, lo)
+		if *v < lo {
+			p.add("%s is %d; use a whole number, %d or more", field, *v, lo)
+		} else {
+			p.add("%s is %d; use a whole number, at most %d", field, *v, hi)
+		}
 		return
 	}
 	p.add("%s is %d; use a whole number from %d to %d%s", field, *v, lo, hi, unit)
