@@ -29,6 +29,8 @@ type ModelStore interface {
 type Store interface {
 	WorkspaceService
 	ModelStore
+	ServiceStore
+	ComputeTargetStore
 	// Close releases the store.
 	Close() error
 }

@@ -18,7 +18,7 @@ func newModelCmd() *cobra.Command {
 Names: 1 to 255 letters, digits, '-', '_' and '.'. Refer to a version as name:version;
 a bare name means the latest version.`,
 	}
-	cmd.AddCommand(newModelRegisterCmd(), newModelListCmd(), newModelShowCmd(), newModelDownloadCmd(), newModelUpdateCmd(), newModelDeleteCmd())
+	cmd.AddCommand(newModelRegisterCmd(), newModelListCmd(), newModelShowCmd(), newModelDownloadCmd(), newModelUpdateCmd(), newModelDeleteCmd(), newModelDeployCmd())
 	return cmd
 }
 

@@ -3,12 +3,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/modelship/modelship"
 	"github.com/modelship/modelship/client"
@@ -41,7 +43,7 @@ else the local server's data dir (MODELSHIP_DATA_DIR or ~/.modelship).`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringP("workspace", "w", envOr("MODELSHIP_WORKSPACE", modelship.DefaultWorkspace), "workspace to work in (env MODELSHIP_WORKSPACE)")
-	root.AddCommand(newModelCmd(), newWorkspaceCmd())
+	root.AddCommand(newModelCmd(), newWorkspaceCmd(), newServiceCmd(), newComputeTargetCmd())
 	return root
 }
 
@@ -169,3 +171,7 @@ func printJSON(cmd *cobra.Command, v any) error {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}

@@ -26,8 +26,10 @@ type Client struct {
 	token   string
 	http    *http.Client
 
-	Workspaces *WorkspacesClient
-	Models     *ModelsClient
+	Workspaces     *WorkspacesClient
+	Models         *ModelsClient
+	Services       *ServicesClient
+	ComputeTargets *ComputeTargetsClient
 }
 
 // Option configures a Client.
@@ -62,6 +64,8 @@ func New(baseURL, token string, opts ...Option) *Client {
 	}
 	c.Workspaces = &WorkspacesClient{c: c}
 	c.Models = &ModelsClient{c: c}
+	c.Services = &ServicesClient{c: c}
+	c.ComputeTargets = &ComputeTargetsClient{c: c}
 	return c
 }
 

@@ -7,6 +7,8 @@ package compute
 import (
 	"context"
 	"time"
+
+	"github.com/modelship/modelship"
 )
 
 // Spec is the desired state of one deployment.
@@ -89,11 +91,7 @@ func (s *Status) ReadyCount() int {
 }
 
 // LogOptions selects log lines.
-type LogOptions struct {
-	Tail    int  // last N lines (0 = all kept)
-	Init    bool // only the startup output (until the replica was ready)
-	Replica int  // replica index, -1 for all
-}
+type LogOptions = modelship.LogOptions
 
 // Capacity is what a compute target offers.
 type Capacity struct {

@@ -22,6 +22,8 @@ const DefaultMaxUploadBytes int64 = 10 << 30
 type Server struct {
 	Workspaces     modelship.WorkspaceService
 	Models         modelship.ModelService
+	Deployments    modelship.DeploymentService
+	Sources        SourceUploader
 	AdminToken     string
 	MaxUploadBytes int64
 	Version        string
@@ -35,6 +37,8 @@ type route struct {
 	method, pattern, summary, tag string
 	handler                       http.HandlerFunc
 	public                        bool
+	// out names the response schema (components/schemas); "[]X" for arrays.
+	out string
 }
 
 // Handler returns the API's http.Handler.
@@ -95,6 +99,21 @@ func (s *Server) routeTable() []route {
 		{method: "PATCH", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions/{version}", summary: "Update tags, properties (add-only) or description", tag: "models", handler: s.handleUpdateModel},
 		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions/{version}", summary: "Delete a model version", tag: "models", handler: s.handleDeleteModel},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/models/{name}/versions/{version}/content", summary: "Download a version's bytes (the file, or a tar of the folder)", tag: "models", handler: s.handleModelContent},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/sources", summary: "Upload a source folder (tar) for deployments; returns its sha256", tag: "services", out: "Source", handler: s.handleUploadSource},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services", summary: "List services", tag: "services", out: "[]Service", handler: s.handleListServices},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services", summary: "Deploy a service (asynchronous; follow the operation)", tag: "services", out: "DeployResponse", handler: s.handleDeploy},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services/{svc}", summary: "Show a service", tag: "services", out: "Service", handler: s.handleGetService},
+		{method: "PATCH", pattern: "/api/v1/workspaces/{ws}/services/{svc}", summary: "Update a service (rolling; asynchronous)", tag: "services", out: "DeployResponse", handler: s.handleUpdateService},
+		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}/services/{svc}", summary: "Delete a service (asynchronous)", tag: "services", out: "DeployResponse", handler: s.handleDeleteService},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/listkeys", summary: "Get the service's keys", tag: "services", out: "ServiceKeys", handler: s.handleListKeys},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/regenerateKeys", summary: "Regenerate the Primary or Secondary key", tag: "services", out: "ServiceKeys", handler: s.handleRegenKey},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/token", summary: "Get an access token (token-auth services)", tag: "services", out: "AccessToken", handler: s.handleToken},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services/{svc}/logs", summary: "Replica logs (tail, init, replica)", tag: "services", out: "Logs", handler: s.handleLogs},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/operations/{id}", summary: "An asynchronous operation and its log (after=N for new lines)", tag: "services", out: "Operation", handler: s.handleOperation},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/computetargets", summary: "List compute targets", tag: "computetargets", out: "[]ComputeTarget", handler: s.handleListTargets},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/computetargets", summary: "Create a local compute target with a capacity budget", tag: "computetargets", out: "CreateTargetResponse", handler: s.handleCreateTarget},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/computetargets/{target}", summary: "Show a compute target", tag: "computetargets", out: "ComputeTarget", handler: s.handleGetTarget},
+		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}/computetargets/{target}", summary: "Delete a compute target no service uses", tag: "computetargets", handler: s.handleDeleteTarget},
 	}
 }
 

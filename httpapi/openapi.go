@@ -13,6 +13,9 @@ var paramDocs = map[string]string{
 	"ws":      "Workspace name",
 	"name":    "Model name",
 	"version": "Model version (a whole number from 1)",
+	"svc":     "Service name",
+	"id":      "Operation id",
+	"target":  "Compute target name",
 }
 
 // OpenAPI returns the OpenAPI 3 document of the API, built from the route
@@ -90,6 +93,10 @@ func responsesFor(rt route) map[string]any {
 	}
 	ok := map[string]any{"description": "OK"}
 	switch {
+	case strings.HasPrefix(rt.out, "[]"):
+		ok["content"] = jsonContent(map[string]any{"type": "array", "items": ref(rt.out[2:])})
+	case rt.out != "":
+		ok["content"] = jsonContent(ref(rt.out))
 	case strings.HasSuffix(rt.pattern, "/content"):
 		ok["content"] = map[string]any{
 			ContentTypeFile: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
@@ -106,11 +113,13 @@ func responsesFor(rt route) map[string]any {
 	default:
 		ok["content"] = jsonContent(map[string]any{"type": "object"})
 	}
-	switch rt.method {
-	case "POST":
-		out["201"] = ok
-	case "DELETE":
+	switch {
+	case rt.out == "DeployResponse":
+		out["202"] = ok
+	case rt.method == "DELETE" && rt.out == "":
 		out["204"] = map[string]any{"description": "Deleted"}
+	case rt.method == "POST" && (rt.out == "" || rt.out == "Source" || rt.out == "CreateTargetResponse" || rt.tag == "workspaces" || rt.tag == "models"):
+		out["201"] = ok
 	default:
 		out["200"] = ok
 	}
@@ -144,8 +153,19 @@ func requestBody(rt route) map[string]any {
 	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/versions"):
 		bin := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
 		return map[string]any{"required": true, "content": map[string]any{ContentTypeFile: bin, ContentTypeTar: bin}}
-	case rt.method == "PATCH":
+	case rt.method == "PATCH" && rt.tag == "models":
 		return map[string]any{"required": true, "content": jsonContent(ref("ModelUpdate"))}
+	case rt.method == "PATCH":
+		return map[string]any{"required": true, "content": jsonContent(ref("UpdateRequest"))}
+	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/services"):
+		return map[string]any{"required": true, "content": jsonContent(ref("DeployRequest"))}
+	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/regenerateKeys"):
+		return map[string]any{"required": true, "content": jsonContent(ref("RegenKeyRequest"))}
+	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/computetargets"):
+		return map[string]any{"required": true, "content": jsonContent(ref("CreateTargetRequest"))}
+	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/sources"):
+		bin := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+		return map[string]any{"required": true, "content": map[string]any{ContentTypeTar: bin}}
 	}
 	return nil
 }
@@ -164,10 +184,32 @@ var schemas = map[string]any{
 		"assetType": map[string]any{"type": "string", "enum": []string{"file", "folder"}}, "fileName": str,
 		"fileCount": map[string]any{"type": "integer"}, "sizeBytes": map[string]any{"type": "integer", "format": "int64"},
 		"sha256": str, "createdTime": map[string]any{"type": "string", "format": "date-time"}}},
+	"Source":               obj("sha256"),
+	"Service":              obj("workspace", "name", "state", "scoringUri", "swaggerUri", "computeType", "computeTarget", "models", "error", "settings", "inference", "replicas", "generation", "createdTime", "updatedTime"),
+	"DeployResponse":       obj("service", "operationId"),
+	"DeployRequest":        obj("name", "computeTarget", "models", "inference", "deploymentConfig", "overwrite"),
+	"UpdateRequest":        obj("models", "inference", "deploymentConfig"),
+	"ServiceKeys":          obj("primaryKey", "secondaryKey"),
+	"RegenKeyRequest":      obj("keyType", "keyValue"),
+	"AccessToken":          obj("accessToken", "tokenType", "refreshAfter", "expiryOn"),
+	"Logs":                 obj("lines"),
+	"Operation":            obj("id", "workspace", "target", "kind", "state", "error", "log", "createdTime", "endTime"),
+	"ComputeTarget":        obj("workspace", "name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "freeCpu", "freeMemoryGB", "freeGpus", "services", "provisioningState"),
+	"CreateTargetRequest":  obj("name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "description"),
+	"CreateTargetResponse": obj("computeTarget", "warnings"),
 	"ModelUpdate": map[string]any{"type": "object", "properties": map[string]any{
 		"addTags": strMap, "removeTags": map[string]any{"type": "array", "items": str}, "addProperties": strMap, "description": str}},
 }
 
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.OpenAPI())
+}
+
+// obj is a loose object schema listing its properties.
+func obj(props ...string) map[string]any {
+	p := map[string]any{}
+	for _, name := range props {
+		p[name] = map[string]any{}
+	}
+	return map[string]any{"type": "object", "properties": p}
 }

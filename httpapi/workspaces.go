@@ -25,6 +25,12 @@ func (s *Server) handleCreateWorkspace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Log, err)
 		return
 	}
+	if s.Deployments != nil {
+		if err := s.Deployments.EnsureLocalTarget(r.Context(), ws.Name); err != nil {
+			writeError(w, r, s.Log, err)
+			return
+		}
+	}
 	writeJSON(w, http.StatusCreated, ws)
 }
 

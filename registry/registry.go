@@ -29,6 +29,9 @@ type Service struct {
 	log       *slog.Logger
 	// InUse, when set, is consulted before a version is deleted.
 	InUse UsageChecker
+	// Referenced, when set, lists other digests in use (source folders of
+	// services), which garbage collection and deletes keep.
+	Referenced func(ctx context.Context) ([]string, error)
 
 	// mu orders "commit blob + insert record" against "delete record +
 	// delete blob", so a blob shared by two versions is never removed
@@ -202,6 +205,23 @@ func checkTar(r io.Reader) (contentStats, error) {
 	return st, nil
 }
 
+// UploadSource stores a tar stream of a source folder (the inference
+// config's sourceDirectory) after the same safety checks as folder models,
+// and returns its digest. Deployments reference it by digest.
+func (s *Service) UploadSource(ctx context.Context, content io.Reader) (string, error) {
+	pending, _, err := s.putFolder(ctx, content)
+	if err != nil {
+		return "", uploadError(err)
+	}
+	defer pending.Discard()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := pending.Commit(); err != nil {
+		return "", fmt.Errorf("storing source folder: %w", err)
+	}
+	return pending.Digest(), nil
+}
+
 // discard is io.Discard without ReadFrom, so io.CopyBuffer uses our
 // large buffer (io.Discard's own is 8 KiB).
 type discard struct{}
@@ -247,6 +267,12 @@ func (s *Service) DeleteModel(ctx context.Context, ws string, ref modelship.Mode
 	if err != nil {
 		return err
 	}
+	if !inUse && s.Referenced != nil {
+		more, _ := s.Referenced(ctx)
+		for _, d := range more {
+			inUse = inUse || d == deleted.SHA256
+		}
+	}
 	if !inUse {
 		if err := s.artifacts.Delete(context.WithoutCancel(ctx), deleted.SHA256); err != nil {
 			s.log.Warn("model bytes left behind; they are removed at the next start", "sha256", deleted.SHA256, "err", err)
@@ -291,6 +317,13 @@ func (s *Service) CollectGarbage(ctx context.Context) (removed int, err error) {
 	used, err := s.store.ModelDigests(ctx)
 	if err != nil {
 		return 0, err
+	}
+	if s.Referenced != nil {
+		more, err := s.Referenced(ctx)
+		if err != nil {
+			return 0, err
+		}
+		used = append(used, more...)
 	}
 	keep := make(map[string]bool, len(used))
 	for _, d := range used {

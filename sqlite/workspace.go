@@ -82,6 +82,15 @@ func (db *DB) DeleteWorkspace(ctx context.Context, name string) error {
 		if n > 0 {
 			return modelship.Errorf(modelship.ECONFLICT, "workspace %q still holds %d model version(s); delete them first", name, n)
 		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM services WHERE workspace = ?`, name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return modelship.Errorf(modelship.ECONFLICT, "workspace %q still holds %d service(s); delete them first", name, n)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM compute_targets WHERE workspace = ?`, name); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM model_names WHERE workspace = ?`, name); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ func main() {
 	defer stop()
 	root := cli.NewRootCmd()
 	root.AddCommand(newServerCmd(), newServeModelCmd(), cli.NewDocsCmd())
+	root.SetArgs(cli.NormalizeArgs(os.Args[1:]))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", cli.FormatError(err))
 		os.Exit(cli.ExitCode(err))

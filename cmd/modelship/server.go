@@ -13,11 +13,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/modelship/modelship"
 	"github.com/modelship/modelship/artifact"
+	"github.com/modelship/modelship/auth"
 	"github.com/modelship/modelship/cli"
+	"github.com/modelship/modelship/compute"
+	"github.com/modelship/modelship/compute/local"
+	"github.com/modelship/modelship/controller"
+	"github.com/modelship/modelship/gateway"
 	"github.com/modelship/modelship/httpapi"
 	"github.com/modelship/modelship/registry"
 	"github.com/modelship/modelship/sqlite"
@@ -33,6 +41,11 @@ type ServerConfig struct {
 	LogLevel       string
 	LogFormat      string
 	ShutdownGrace  time.Duration
+	// Capacity of the built-in local target; 0 means this machine's.
+	LocalCPU             float64
+	LocalMemoryGB        float64
+	LocalGPUs            int
+	UnschedulableTimeout time.Duration
 }
 
 // Server is the all-in-one control plane: API, store, registry, and the
@@ -42,6 +55,8 @@ type Server struct {
 	log *slog.Logger
 
 	db       *sqlite.DB
+	ctrl     *controller.Controller
+	gw       *gateway.Gateway
 	api      *http.Server
 	gateway  *http.Server
 	apiLn    net.Listener
@@ -79,6 +94,10 @@ the same machine finds the server and the token by itself.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", "text", "text or json")
 	f.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long in-flight requests may run after SIGTERM")
+	f.Float64Var(&cfg.LocalCPU, "local-cpu", 0, "CPU capacity of the built-in local target (default: this machine's cores)")
+	f.Float64Var(&cfg.LocalMemoryGB, "local-memory-gb", 0, "memory capacity of the built-in local target in GB (default: this machine's memory)")
+	f.IntVar(&cfg.LocalGPUs, "local-gpus", -1, "GPUs of the built-in local target (default: /dev/nvidia* devices found)")
+	f.DurationVar(&cfg.UnschedulableTimeout, "unschedulable-timeout", 5*time.Minute, "how long a deployment may stay Unschedulable before it fails")
 	return cmd
 }
 
@@ -167,12 +186,18 @@ func (s *Server) open(ctx context.Context) error {
 		return err
 	}
 	reg := registry.New(s.db, art, s.log)
-	if n, err := reg.CollectGarbage(ctx); err != nil {
-		return fmt.Errorf("cleaning artifacts: %w", err)
-	} else if n > 0 {
-		s.log.Info("removed unreferenced model bytes left by an earlier crash", "blobs", n)
+	masterKey, err := auth.LoadOrCreateMasterKey(filepath.Join(s.cfg.DataDir, "master.key"))
+	if err != nil {
+		return err
 	}
-	api := &httpapi.Server{Workspaces: s.db, Models: reg, AdminToken: token, MaxUploadBytes: s.cfg.MaxUploadBytes, Version: cli.Version, Log: s.log}
+	sealer, err := auth.NewSealer(masterKey)
+	if err != nil {
+		return err
+	}
+	signer, err := auth.LoadOrCreateSigningKeys(filepath.Join(s.cfg.DataDir, "signing-keys"))
+	if err != nil {
+		return err
+	}
 	s.apiLn, err = net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", s.cfg.Listen, err)
@@ -181,8 +206,46 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--gateway-listen %s: %w", s.cfg.GatewayListen, err)
 	}
+	capacity := machineCapacity(s.cfg)
+	logDir := filepath.Join(s.cfg.DataDir, "logs")
+	var gw *gateway.Gateway
+	s.ctrl = controller.New(controller.Config{
+		Store: s.db, Models: reg, Artifacts: art, Sealer: sealer, Signer: signer,
+		NewDriver: func(ct *modelship.ComputeTarget, onChange func(string)) (compute.Driver, error) {
+			if ct.Type != modelship.TargetLocal {
+				return nil, fmt.Errorf("compute target %s has type %q, which this server cannot drive", ct.Name, ct.Type)
+			}
+			return local.New(local.Config{
+				Capacity: compute.Capacity{CPU: ct.CPU, MemoryGB: ct.MemoryGB, GPUs: ct.GPUs},
+				LogDir:   filepath.Join(logDir, ct.Workspace+"_"+ct.Name), Log: s.log, OnChange: onChange,
+			})
+		},
+		Publish:              func(t *modelship.RouteTable) { gw.Update(t) },
+		DataDir:              s.cfg.DataDir,
+		GatewayURL:           "http://" + s.gwLn.Addr().String(),
+		LocalCapacity:        capacity,
+		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
+		Log:                  s.log,
+	})
+	gw = gateway.New(gateway.Config{Scaler: s.ctrl, Logger: s.log})
+	s.gw = gw
+	reg.InUse = s.ctrl.ModelInUse
+	reg.Referenced = s.ctrl.SourceDigests
+	if n, err := reg.CollectGarbage(ctx); err != nil {
+		return fmt.Errorf("cleaning artifacts: %w", err)
+	} else if n > 0 {
+		s.log.Info("removed unreferenced blobs left by an earlier crash", "blobs", n)
+	}
+	if err := s.ctrl.Start(ctx); err != nil {
+		return fmt.Errorf("restoring services: %w", err)
+	}
+	api := &httpapi.Server{Workspaces: s.db, Models: reg, Deployments: s.ctrl, Sources: reg, AdminToken: token,
+		MaxUploadBytes: s.cfg.MaxUploadBytes, Version: cli.Version, Log: s.log}
 	s.api = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
-	s.gateway = &http.Server{Handler: gatewayHandler(), ReadHeaderTimeout: 30 * time.Second}
+	gwMux := http.NewServeMux()
+	gwMux.Handle("GET /metrics", gw.MetricsHandler())
+	gwMux.Handle("/", gw)
+	s.gateway = &http.Server{Handler: gwMux, ReadHeaderTimeout: 30 * time.Second}
 	info, _ := json.Marshal(cli.ClientConfig{URL: "http://" + s.apiLn.Addr().String(), GatewayURL: "http://" + s.gwLn.Addr().String()})
 	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, "server.json"), info, 0o600); err != nil {
 		return err
@@ -191,6 +254,14 @@ func (s *Server) open(ctx context.Context) error {
 }
 
 func (s *Server) close() {
+	if s.ctrl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+		s.ctrl.Close(ctx)
+		cancel()
+	}
+	if s.gw != nil {
+		s.gw.Close()
+	}
 	if s.apiLn != nil {
 		s.apiLn.Close()
 	}
@@ -200,22 +271,6 @@ func (s *Server) close() {
 	if s.db != nil {
 		s.db.Close()
 	}
-}
-
-// gatewayHandler answers on the scoring gateway's address. Deployed services
-// are routed here by the front end.
-func gatewayHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("Healthy"))
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		json.NewEncoder(w).Encode(map[string]string{"message": "no service is deployed at " + r.URL.Path})
-	})
-	return mux
 }
 
 // ensureAdminToken returns the token in path, creating it (mode 0600) with
@@ -264,4 +319,31 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		os.Remove(tmp.Name())
 	}
 	return err
+}
+
+// machineCapacity is the built-in local target's capacity: the flags, else
+// this machine's cores, memory and NVIDIA devices.
+func machineCapacity(cfg ServerConfig) compute.Capacity {
+	c := compute.Capacity{CPU: cfg.LocalCPU, MemoryGB: cfg.LocalMemoryGB, GPUs: cfg.LocalGPUs}
+	if c.CPU <= 0 {
+		c.CPU = float64(runtime.NumCPU())
+	}
+	if c.MemoryGB <= 0 {
+		c.MemoryGB = 4
+		if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				f := strings.Fields(line)
+				if len(f) >= 2 && f[0] == "MemTotal:" {
+					if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
+						c.MemoryGB = float64(int(kb/1024/1024*10)) / 10
+					}
+				}
+			}
+		}
+	}
+	if c.GPUs < 0 {
+		devs, _ := filepath.Glob("/dev/nvidia[0-9]*")
+		c.GPUs = len(devs)
+	}
+	return c
 }

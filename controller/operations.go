@@ -1,0 +1,312 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/compute"
+)
+
+// beginOp marks a service busy with a new operation; ECONFLICT when another
+// operation is running (as Azure's 409).
+func (c *Controller) beginOp(ctx context.Context, svc *modelship.Service, kind string) (*modelship.Operation, error) {
+	k := key(svc.Workspace, svc.Name)
+	c.mu.Lock()
+	if id := c.busy[k]; id != "" {
+		c.mu.Unlock()
+		return nil, modelship.Errorf(modelship.ECONFLICT, "service %q is busy with operation %s; wait for it (`modelship service wait %s`) and try again", svc.Name, id, svc.Name)
+	}
+	op := &modelship.Operation{ID: newID(), Workspace: svc.Workspace, Target: svc.Name, Kind: kind, State: modelship.OpRunning, CreatedTime: time.Now().UTC()}
+	c.busy[k] = op.ID
+	c.mu.Unlock()
+	if err := c.store().CreateOperation(ctx, op); err != nil {
+		c.mu.Lock()
+		delete(c.busy, k)
+		c.mu.Unlock()
+		return nil, err
+	}
+	return op, nil
+}
+
+func (c *Controller) logOp(op *modelship.Operation, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if err := c.store().AppendOperationLog(context.Background(), op.ID, msg); err != nil {
+		c.log.Error("writing operation log", "op", op.ID, "err", err)
+	}
+	c.log.Info(msg, "operation", op.ID, "service", op.Target)
+}
+
+func (c *Controller) endOp(svc *modelship.Service, op *modelship.Operation, state string, opErr *modelship.ServiceError) {
+	c.store().FinishOperation(context.Background(), op.ID, state, opErr)
+	c.mu.Lock()
+	if c.busy[key(svc.Workspace, svc.Name)] == op.ID {
+		delete(c.busy, key(svc.Workspace, svc.Name))
+	}
+	c.mu.Unlock()
+}
+
+// failOp ends an operation that could not start.
+func (c *Controller) failOp(svc *modelship.Service, op *modelship.Operation, code string, err error) {
+	se := &modelship.ServiceError{Code: code, Message: modelship.ErrorMessage(err)}
+	if modelship.ErrorCode(err) == modelship.EINTERNAL {
+		se.Message = err.Error()
+	}
+	c.logOp(op, "Failed: %s", se.Message)
+	svc.State, svc.Error = modelship.StateFailed, se
+	c.store().PutService(context.Background(), svc)
+	c.endOp(svc, op, modelship.OpFailed, se)
+}
+
+// Operation returns an operation with its log lines after seq.
+func (c *Controller) Operation(ctx context.Context, id string, afterSeq int) (*modelship.Operation, error) {
+	return c.store().FindOperation(ctx, id, afterSeq)
+}
+
+// startFollow follows an operation to its end in the background.
+func (c *Controller) startFollow(svc *modelship.Service, op *modelship.Operation) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.follow(svc.Workspace, svc.Name, op)
+	}()
+}
+
+// startObserver makes sure one goroutine keeps the service's state in step
+// with its replicas.
+func (c *Controller) startObserver(ws, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := key(ws, name)
+	if c.observing[k] {
+		return
+	}
+	c.observing[k] = true
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.observe(ws, name)
+		c.mu.Lock()
+		delete(c.observing, k)
+		c.mu.Unlock()
+	}()
+}
+
+// follow drives one operation: it logs replica progress and ends the
+// operation when the service is Healthy, failed, unschedulable for too
+// long, or the deploy timeout passes.
+func (c *Controller) follow(ws, name string, op *modelship.Operation) {
+	ctx := context.Background()
+	start := time.Now()
+	seen := map[string]string{}
+	var unschedSince time.Time
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopped:
+			return
+		case <-t.C:
+		}
+		svc, err := c.store().FindService(ctx, ws, name)
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		d := c.drivers[c.driverKey(ws, svc.ComputeTarget)]
+		c.mu.Unlock()
+		if d == nil {
+			continue
+		}
+		st, err := d.Status(ctx, c.deploymentID(ws, name))
+		if err != nil {
+			continue
+		}
+		for _, r := range st.Replicas {
+			desc := r.State
+			if r.Ready {
+				desc = "Ready"
+			}
+			if r.Restarts > 0 && !r.Ready {
+				desc = fmt.Sprintf("%s (restarts %d, %s)", r.State, r.Restarts, r.LastExit)
+			}
+			if seen[r.ID] != desc {
+				seen[r.ID] = desc
+				c.logOp(op, "Replica %s: %s", r.ID, desc)
+			}
+		}
+		wantRev := svc.Revision
+		ready := 0
+		for _, r := range st.Replicas {
+			if r.Ready && r.Revision == wantRev {
+				ready++
+			}
+		}
+		switch {
+		case st.RolloutError != "":
+			msg := st.RolloutError
+			first, rest, _ := strings.Cut(msg, "\n")
+			se := &modelship.ServiceError{Code: "DeploymentFailed", Message: "the new version failed to start and was rolled back: " + first}
+			if rest != "" {
+				se.Details = strings.Split(rest, "\n")
+			}
+			c.logOp(op, "Update failed; the previous version keeps serving: %s", first)
+			c.rollbackRecord(ctx, svc)
+			svc, _ = c.store().FindService(ctx, ws, name)
+			if svc != nil {
+				svc.Error = se
+				svc.State = c.stateFor(svc, st, wantRev)
+				c.store().PutService(ctx, svc)
+			}
+			c.endOp(svc, op, modelship.OpFailed, se)
+			return
+		case st.Unschedulable != "" && ready < svc.DesiredReplicas:
+			if unschedSince.IsZero() {
+				unschedSince = time.Now()
+				c.logOp(op, "Unschedulable: %s", st.Unschedulable)
+				svc.State = modelship.StateUnschedulable
+				svc.Error = &modelship.ServiceError{Code: "Unschedulable", Message: st.Unschedulable}
+				c.store().PutService(ctx, svc)
+			}
+			if time.Since(unschedSince) > c.cfg.UnschedulableTimeout {
+				se := &modelship.ServiceError{Code: "KubernetesError", Message: fmt.Sprintf("Couldn't schedule because the compute target didn't have available resources after trying for %s: %s", c.cfg.UnschedulableTimeout, st.Unschedulable), Details: []string{"Unschedulable"}}
+				c.logOp(op, "Failed: %s", se.Message)
+				if op.Kind == modelship.OpCreate {
+					d.Delete(ctx, c.deploymentID(ws, name))
+				} else {
+					c.rollbackRecord(ctx, svc)
+					svc, _ = c.store().FindService(ctx, ws, name)
+				}
+				if svc != nil {
+					svc.State, svc.Error = modelship.StateFailed, se
+					c.store().PutService(ctx, svc)
+				}
+				c.endOp(svc, op, modelship.OpFailed, se)
+				return
+			}
+			continue
+		case crashLooping(st, wantRev) && op.Kind == modelship.OpCreate:
+			se := &modelship.ServiceError{Code: "CrashLoopBackOff", Message: "the replica's container crashed repeatedly while starting; see the details or `modelship service get-logs " + name + " --init`"}
+			if st.CrashReason != "" {
+				se.Details = strings.Split(st.CrashReason, "\n")
+			}
+			c.logOp(op, "Failed: replicas are in CrashLoopBackOff")
+			for _, l := range se.Details {
+				c.logOp(op, "  %s", l)
+			}
+			svc.State, svc.Error = modelship.StateFailed, se
+			c.store().PutService(ctx, svc)
+			c.endOp(svc, op, modelship.OpFailed, se)
+			return
+		}
+		unschedSince = time.Time{}
+		if st.Revision == wantRev && ready >= svc.DesiredReplicas && len(st.Replicas) == svc.DesiredReplicas {
+			svc.State, svc.Error = modelship.StateHealthy, nil
+			c.store().PutService(ctx, svc)
+			c.logOp(op, "Service %s is Healthy (%d replica(s), took %s)", name, ready, time.Since(start).Round(time.Millisecond))
+			c.endOp(svc, op, modelship.OpSucceeded, nil)
+			c.publish(ctx)
+			return
+		}
+		if time.Since(start) > c.cfg.DeployTimeout {
+			se := &modelship.ServiceError{Code: "DeploymentTimedOut", Message: fmt.Sprintf("the deployment did not become healthy within %s", c.cfg.DeployTimeout)}
+			c.logOp(op, "Timed out: %s", se.Message)
+			svc.State, svc.Error = modelship.StateUnhealthy, se
+			c.store().PutService(ctx, svc)
+			c.endOp(svc, op, modelship.OpTimedOut, se)
+			return
+		}
+	}
+}
+
+// crashLooping: some replica of the wanted revision crashed 3+ times
+// without ever being ready.
+func crashLooping(st *compute.Status, rev string) bool {
+	for _, r := range st.Replicas {
+		if r.Revision == rev && !r.Ready && r.Restarts >= 3 {
+			return true
+		}
+	}
+	return false
+}
+
+// stateFor derives a service state from the driver's observation.
+func (c *Controller) stateFor(svc *modelship.Service, st *compute.Status, rev string) string {
+	ready := st.ReadyCount()
+	switch {
+	case ready == 0 && st.Unschedulable != "":
+		return modelship.StateUnschedulable
+	case ready == 0:
+		if svc.State == modelship.StateFailed {
+			return modelship.StateFailed
+		}
+		return modelship.StateUnhealthy
+	default:
+		return modelship.StateHealthy
+	}
+}
+
+// observe keeps a service's state in step with its replicas (Healthy <->
+// Unhealthy when replicas crash or recover) while no operation runs.
+func (c *Controller) observe(ws, name string) {
+	ctx := context.Background()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopped:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		busy := c.busy[key(ws, name)] != ""
+		c.mu.Unlock()
+		if busy {
+			continue
+		}
+		svc, err := c.store().FindService(ctx, ws, name)
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		d := c.drivers[c.driverKey(ws, svc.ComputeTarget)]
+		c.mu.Unlock()
+		if d == nil {
+			continue
+		}
+		st, err := d.Status(ctx, c.deploymentID(ws, name))
+		if err != nil {
+			continue
+		}
+		state := c.stateFor(svc, st, "")
+		if state != svc.State && !(svc.State == modelship.StateFailed && state == modelship.StateUnhealthy) {
+			c.log.Info("service state changed", "service", name, "from", svc.State, "to", state)
+			svc.State = state
+			if state == modelship.StateHealthy && svc.Error != nil && svc.Error.Code == "CrashLoopBackOff" {
+				svc.Error = nil
+			}
+			if state == modelship.StateUnhealthy && st.CrashReason != "" {
+				svc.Error = &modelship.ServiceError{Code: "CrashLoopBackOff", Message: "no replica is ready", Details: strings.Split(st.CrashReason, "\n")}
+			}
+			c.store().PutService(ctx, svc)
+		}
+	}
+}
+
+// rollbackRecord restores the service record saved before an update.
+func (c *Controller) rollbackRecord(ctx context.Context, svc *modelship.Service) {
+	c.mu.Lock()
+	prev := c.previous[key(svc.Workspace, svc.Name)]
+	delete(c.previous, key(svc.Workspace, svc.Name))
+	c.mu.Unlock()
+	if prev == nil {
+		return
+	}
+	prev.State, prev.Error = svc.State, svc.Error
+	prev.LastOperation = svc.LastOperation
+	c.store().PutService(ctx, prev)
+	c.applyService(ctx, prev)
+	c.publish(ctx)
+}

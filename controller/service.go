@@ -1,0 +1,549 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/auth"
+	"github.com/modelship/modelship/compute"
+)
+
+func (c *Controller) deploymentID(ws, name string) string { return ws + "/" + name }
+
+// Deploy validates a deploy request, records the service and starts the
+// asynchronous Create operation.
+func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.DeployRequest) (*modelship.Service, *modelship.Operation, error) {
+	if err := modelship.ValidateServiceName(req.Name); err != nil {
+		return nil, nil, err
+	}
+	if _, err := c.store().FindWorkspace(ctx, ws); err != nil {
+		return nil, nil, err
+	}
+	dc := &modelship.DeploymentConfig{}
+	if len(req.DeploymentConfig) > 0 && string(req.DeploymentConfig) != "null" {
+		var err error
+		if dc, err = modelship.ParseDeploymentConfig(req.DeploymentConfig); err != nil {
+			return nil, nil, err
+		}
+	}
+	settings, err := dc.Resolve()
+	if err != nil {
+		return nil, nil, err
+	}
+	if settings.ComputeType == modelship.ComputeTypeAKSEndpoint {
+		return nil, nil, modelship.Errorf(modelship.EINVALID, "computeType AKSENDPOINT describes an endpoint version; create endpoints with `modelship endpoint create`")
+	}
+	target := req.ComputeTarget
+	if target == "" && dc.ComputeTargetName != nil {
+		target = *dc.ComputeTargetName
+	}
+	if target == "" {
+		target = modelship.DefaultLocalTarget
+	}
+	if _, err := c.store().FindComputeTarget(ctx, ws, target); err != nil {
+		return nil, nil, err
+	}
+	models, err := c.resolveModels(ctx, ws, req.Models)
+	if err != nil {
+		return nil, nil, err
+	}
+	inf := req.Inference
+	if err := c.checkInference(ctx, &inf, models); err != nil {
+		return nil, nil, err
+	}
+	if err := c.checkGatewayName(ctx, ws, req.Name); err != nil {
+		return nil, nil, err
+	}
+	existing, err := c.store().FindService(ctx, ws, req.Name)
+	if err == nil {
+		if !req.Overwrite {
+			return nil, nil, modelship.Errorf(modelship.ECONFLICT, "service %q already exists in workspace %q; pass --overwrite to replace it, or use `modelship service update`", req.Name, ws)
+		}
+		return c.replace(ctx, existing, target, models, inf, settings, dc)
+	} else if modelship.ErrorCode(err) != modelship.ENOTFOUND {
+		return nil, nil, err
+	}
+
+	keys, err := initialKeys(dc)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed, err := c.seal(keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now().UTC()
+	svc := &modelship.Service{
+		Workspace: ws, Name: req.Name, ComputeType: "AKS", ComputeTarget: target, Models: modelIDs(models),
+		Inference: inf, Settings: *settings, State: modelship.StateTransitioning, Generation: 1,
+		Description: settings.Description, Tags: orEmpty(settings.Tags), Properties: orEmpty(settings.Properties),
+		CreatedTime: now, UpdatedTime: now, DesiredReplicas: initialReplicas(settings),
+	}
+	op, err := c.beginOp(ctx, svc, modelship.OpCreate)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc.LastOperation = op.ID
+	if err := c.store().CreateService(ctx, svc, sealed); err != nil {
+		c.endOp(svc, op, modelship.OpFailed, &modelship.ServiceError{Code: "Conflict", Message: modelship.ErrorMessage(err)})
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	c.keys[key(ws, svc.Name)] = keys
+	c.mu.Unlock()
+	c.logOp(op, "Creating service %s on compute target %s with %s", svc.Name, target, strings.Join(svc.Models, ", "))
+	for _, w := range append(dc.Warnings(), settingsNotes(settings)...) {
+		c.logOp(op, "Note: %s", w)
+	}
+	if err := c.applyService(ctx, svc); err != nil {
+		c.failOp(svc, op, "DeploymentFailed", err)
+		return c.decorate(ctx, svc), op, nil
+	}
+	c.store().PutService(ctx, svc)
+	c.startFollow(svc, op)
+	c.startObserver(svc.Workspace, svc.Name)
+	return c.decorate(ctx, svc), op, nil
+}
+
+func settingsNotes(s *modelship.ServiceSettings) []string {
+	var out []string
+	if s.CPULimit > 0 {
+		out = append(out, fmt.Sprintf("cpuLimit %g is recorded; the local target counts CPU requests against capacity but does not throttle CPU", s.CPULimit))
+	}
+	if s.Namespace != "" {
+		out = append(out, "namespace applies to Kubernetes targets only")
+	}
+	return out
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func initialReplicas(s *modelship.ServiceSettings) int {
+	if s.AutoscaleEnabled {
+		return s.MinReplicas
+	}
+	return s.NumReplicas
+}
+
+func modelIDs(models []*modelship.ModelVersion) []string {
+	out := make([]string, len(models))
+	for i, m := range models {
+		out[i] = m.ID()
+	}
+	return out
+}
+
+func (c *Controller) resolveModels(ctx context.Context, ws string, refs []string) ([]*modelship.ModelVersion, error) {
+	if len(refs) > 1000 {
+		return nil, modelship.Errorf(modelship.EINVALID, "%d models given; at most 1000 can be deployed together", len(refs))
+	}
+	var out []*modelship.ModelVersion
+	seen := map[string]bool{}
+	for _, r := range refs {
+		ref, err := modelship.ParseModelRef(r)
+		if err != nil {
+			return nil, err
+		}
+		mv, err := c.cfg.Models.FindModel(ctx, ws, ref)
+		if err != nil {
+			return nil, err
+		}
+		if seen[mv.ID()] {
+			return nil, modelship.Errorf(modelship.EINVALID, "model %s is listed twice", mv.ID())
+		}
+		seen[mv.ID()] = true
+		out = append(out, mv)
+	}
+	return out, nil
+}
+
+// checkInference chooses the runtime and checks the code exists.
+func (c *Controller) checkInference(ctx context.Context, inf *modelship.InferenceSpec, models []*modelship.ModelVersion) error {
+	if inf.EntryScript != "" {
+		if !strings.HasSuffix(inf.EntryScript, ".py") {
+			return modelship.Errorf(modelship.EINVALID, "entryScript %q is not a .py file; only Python drivers are supported", inf.EntryScript)
+		}
+		if inf.SourceDigest == "" {
+			return modelship.Errorf(modelship.EINVALID, "the entry script's source folder was not uploaded (inference.sourceDigest is empty)")
+		}
+		rc, err := c.cfg.Artifacts.Open(ctx, inf.SourceDigest)
+		if err != nil {
+			return modelship.Errorf(modelship.EINVALID, "source folder %s was not uploaded; upload it first (POST .../sources)", inf.SourceDigest)
+		}
+		rc.Close()
+		inf.Runtime = modelship.RuntimePython
+		return nil
+	}
+	if len(models) != 1 {
+		return modelship.Errorf(modelship.EINVALID, "no entry script given: a deployment without a scoring script (no-code deploy) takes exactly one Onnx or ScikitLearn model, got %d models; add an inference config with entryScript", len(models))
+	}
+	mv := models[0]
+	switch {
+	case mv.ModelFramework == modelship.FrameworkOnnx || strings.HasSuffix(strings.ToLower(mv.FileName), ".onnx"):
+		inf.Runtime = modelship.RuntimeONNX
+	case mv.ModelFramework == modelship.FrameworkScikitLearn:
+		inf.Runtime = modelship.RuntimeSklearn
+	default:
+		return modelship.Errorf(modelship.EINVALID, "no entry script given and model %s has framework %q: no-code deploy supports Onnx and ScikitLearn models; register it with --model-framework or add an inference config with entryScript", mv.ID(), mv.ModelFramework)
+	}
+	return nil
+}
+
+// checkGatewayName: scoring URIs carry only the service name, so a name is
+// unique across the workspaces that share this front end.
+func (c *Controller) checkGatewayName(ctx context.Context, ws, name string) error {
+	all, err := c.store().ListServices(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if s.Name == name && s.Workspace != ws {
+			return modelship.Errorf(modelship.ECONFLICT, "service name %q is already used in workspace %q; scoring URIs (/api/v1/service/<name>/score) are shared by all workspaces, so pick another name", name, s.Workspace)
+		}
+	}
+	return nil
+}
+
+func initialKeys(dc *modelship.DeploymentConfig) ([2]string, error) {
+	var keys [2]string
+	if dc.Keys != nil {
+		if dc.Keys.PrimaryKey != nil {
+			keys[0] = *dc.Keys.PrimaryKey
+		}
+		if dc.Keys.SecondaryKey != nil {
+			keys[1] = *dc.Keys.SecondaryKey
+		}
+	}
+	for i := range keys {
+		if keys[i] == "" {
+			k, err := auth.GenerateKey()
+			if err != nil {
+				return keys, err
+			}
+			keys[i] = k
+		}
+	}
+	if keys[0] == keys[1] {
+		return keys, modelship.Errorf(modelship.EINVALID, "keys.primaryKey and keys.secondaryKey are the same; give two different keys")
+	}
+	return keys, nil
+}
+
+func (c *Controller) seal(keys [2]string) ([2]string, error) {
+	var out [2]string
+	for i, k := range keys {
+		s, err := c.cfg.Sealer.Seal(k)
+		if err != nil {
+			return out, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func (c *Controller) loadKeys(ctx context.Context, ws, name string) error {
+	sealed, err := c.store().ServiceKeys(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	var keys [2]string
+	for i, s := range sealed {
+		if keys[i], err = c.cfg.Sealer.Open(s); err != nil {
+			return fmt.Errorf("unsealing keys of %s: %w", name, err)
+		}
+	}
+	c.mu.Lock()
+	c.keys[key(ws, name)] = keys
+	c.mu.Unlock()
+	return nil
+}
+
+// revision hashes everything that needs new replicas when it changes.
+func revision(svc *modelship.Service, env map[string]string) string {
+	h := sha256.New()
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, env[k])
+	}
+	s := svc.Settings
+	fmt.Fprintf(h, "cpu=%g mem=%g limit=%g gpus=%d\n", s.CPU, s.MemoryGB, s.MemoryGBLimit, s.GPUs)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// specFor builds the driver spec of a service, materializing its models
+// and source folder.
+func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*compute.Spec, error) {
+	var models []*modelship.ModelVersion
+	for _, id := range svc.Models {
+		ref, err := modelship.ParseModelRef(id)
+		if err != nil {
+			return nil, err
+		}
+		mv, err := c.cfg.Models.FindModel(ctx, svc.Workspace, ref)
+		if err != nil {
+			return nil, fmt.Errorf("model %s of service %s: %w", id, svc.Name, err)
+		}
+		models = append(models, mv)
+	}
+	layout := filepath.Join(c.cfg.DataDir, "deployments", svc.Workspace, svc.Name, strconv.FormatInt(svc.Generation, 10))
+	modelDir, err := c.cache.modelRoot(ctx, layout, models)
+	if err != nil {
+		return nil, fmt.Errorf("preparing models: %w", err)
+	}
+	s := svc.Settings
+	env := map[string]string{
+		"AZUREML_MODEL_DIR":            modelDir,
+		"MODELSHIP_RUNTIME":            svc.Inference.Runtime,
+		"SCORING_TIMEOUT_MS":           strconv.FormatInt(s.ScoringTimeout.Milliseconds(), 10),
+		"WORKER_COUNT":                 strconv.Itoa(max(s.MaxConcurrentRequestsPerContainer, 1)),
+		"SERVICE_NAME":                 svc.Name,
+		"SERVICE_VERSION":              strconv.FormatInt(svc.Generation, 10),
+		"WORKSPACE_NAME":               svc.Workspace,
+		"AML_APP_INSIGHTS_ENABLED":     strconv.FormatBool(s.AppInsightsEnabled),
+		"AML_MODEL_DC_STORAGE_ENABLED": strconv.FormatBool(s.DataCollectionEnabled),
+		"MODELSHIP_MAX_CONCURRENCY":    strconv.Itoa(max(s.MaxConcurrentRequestsPerContainer, 1)),
+	}
+	if len(models) == 1 {
+		env["MODELSHIP_MODEL_NAME"] = models[0].Name
+		env["MODELSHIP_MODEL_VERSION"] = strconv.Itoa(models[0].Version)
+	}
+	if svc.Inference.Runtime == modelship.RuntimeSklearn && len(models) == 1 {
+		env["AZUREML_MODEL_DIR"] = modelDir
+	}
+	if svc.Inference.EntryScript != "" {
+		src, err := c.cache.sourceDir(ctx, svc.Inference.SourceDigest)
+		if err != nil {
+			return nil, fmt.Errorf("preparing the source folder: %w", err)
+		}
+		env["AZUREML_SOURCE_DIRECTORY"] = src
+		env["AZUREML_ENTRY_SCRIPT"] = svc.Inference.EntryScript
+		env["AML_APP_ROOT"] = src
+	}
+	if svc.Inference.PythonInterpreter != "" {
+		env["MODELSHIP_PYTHON"] = svc.Inference.PythonInterpreter
+	}
+	for k, v := range svc.Inference.EnvironmentVariables {
+		env[k] = v
+	}
+	spec := &compute.Spec{
+		ID: c.deploymentID(svc.Workspace, svc.Name), Replicas: svc.DesiredReplicas, Env: env,
+		CPU: s.CPU, MemoryGB: s.MemoryGB, MemoryLimitGB: s.MemoryGBLimit, GPUs: s.GPUs,
+		Liveness: compute.Probe{Period: s.Liveness.Period, InitialDelay: s.Liveness.InitialDelay, Timeout: s.Liveness.Timeout,
+			SuccessThreshold: s.Liveness.SuccessThreshold, FailureThreshold: s.Liveness.FailureThreshold},
+		StartTimeout: 10 * time.Minute,
+	}
+	spec.Revision = revision(svc, env)
+	return spec, nil
+}
+
+// applyService sends the service's desired state to its driver and
+// records the revision in svc (the caller persists it).
+func (c *Controller) applyService(ctx context.Context, svc *modelship.Service) error {
+	d, _, err := c.driverFor(ctx, svc.Workspace, svc.ComputeTarget)
+	if err != nil {
+		return err
+	}
+	spec, err := c.specFor(ctx, svc)
+	if err != nil {
+		return err
+	}
+	svc.Revision = spec.Revision
+	return d.Apply(ctx, spec)
+}
+
+// Get returns a service with its live replica states and URIs.
+func (c *Controller) Get(ctx context.Context, ws, name string) (*modelship.Service, error) {
+	svc, err := c.store().FindService(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.decorate(ctx, svc), nil
+}
+
+// List returns a workspace's services.
+func (c *Controller) List(ctx context.Context, ws string) ([]*modelship.Service, error) {
+	svcs, err := c.store().ListServices(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range svcs {
+		svcs[i] = c.decorate(ctx, s)
+	}
+	return svcs, nil
+}
+
+func (c *Controller) decorate(ctx context.Context, svc *modelship.Service) *modelship.Service {
+	base := strings.TrimRight(c.cfg.GatewayURL, "/") + "/api/v1/service/" + svc.Name
+	svc.ScoringURI = base + "/score"
+	svc.SwaggerURI = base + "/swagger.json"
+	svc.Replicas = []modelship.ReplicaInfo{}
+	c.mu.Lock()
+	d := c.drivers[c.driverKey(svc.Workspace, svc.ComputeTarget)]
+	c.mu.Unlock()
+	if d == nil {
+		return svc
+	}
+	st, err := d.Status(ctx, c.deploymentID(svc.Workspace, svc.Name))
+	if err != nil {
+		return svc
+	}
+	for _, r := range st.Replicas {
+		svc.Replicas = append(svc.Replicas, modelship.ReplicaInfo{ID: r.ID, State: r.State, Ready: r.Ready, Restarts: r.Restarts,
+			LastExit: r.LastExit, Started: r.StartedAt, Revision: r.Revision})
+	}
+	return svc
+}
+
+func (c *Controller) driverKey(ws, target string) string {
+	if target == modelship.DefaultLocalTarget {
+		return "*/local"
+	}
+	return key(ws, target)
+}
+
+// Keys returns a service's keys.
+func (c *Controller) Keys(ctx context.Context, ws, name string) (*modelship.ServiceKeys, error) {
+	svc, err := c.store().FindService(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	if svc.Settings.AuthMode != modelship.AuthKey {
+		return nil, modelship.Errorf(modelship.EINVALID, "service %q does not use key auth (auth mode %q); keys exist only when authEnabled is true", name, svc.Settings.AuthMode)
+	}
+	c.mu.Lock()
+	k := c.keys[key(ws, name)]
+	c.mu.Unlock()
+	return &modelship.ServiceKeys{PrimaryKey: k[0], SecondaryKey: k[1]}, nil
+}
+
+// RegenKey replaces the Primary or Secondary key (with value when given).
+// The old key stops working at the front end before this returns.
+func (c *Controller) RegenKey(ctx context.Context, ws, name, which, value string) (*modelship.ServiceKeys, error) {
+	idx := map[string]int{"Primary": 0, "Secondary": 1}
+	i, ok := idx[which]
+	if !ok {
+		return nil, modelship.Errorf(modelship.EINVALID, "key %q is invalid; use Primary or Secondary (capitalised, as in Azure)", which)
+	}
+	if _, err := c.Keys(ctx, ws, name); err != nil {
+		return nil, err
+	}
+	if value == "" {
+		k, err := auth.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		value = k
+	} else if len(value) < 8 || len(value) > 256 {
+		return nil, modelship.Errorf(modelship.EINVALID, "a key must be 8 to 256 characters long, got %d", len(value))
+	}
+	c.mu.Lock()
+	keys := c.keys[key(ws, name)]
+	c.mu.Unlock()
+	if keys[1-i] == value {
+		return nil, modelship.Errorf(modelship.EINVALID, "the new %s key equals the other key; give a different value", strings.ToLower(which))
+	}
+	keys[i] = value
+	sealed, err := c.seal(keys)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.store().SetServiceKeys(ctx, ws, name, sealed); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.keys[key(ws, name)] = keys
+	c.mu.Unlock()
+	c.publish(ctx)
+	c.log.Info("service key regenerated", "workspace", ws, "service", name, "key", which)
+	return &modelship.ServiceKeys{PrimaryKey: keys[0], SecondaryKey: keys[1]}, nil
+}
+
+// Token issues an access token for a token-auth service.
+func (c *Controller) Token(ctx context.Context, ws, name string) (*modelship.AccessToken, error) {
+	svc, err := c.store().FindService(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	if svc.Settings.AuthMode != modelship.AuthToken {
+		return nil, modelship.Errorf(modelship.EINVALID, "service %q does not use token auth; deploy or update it with tokenAuthEnabled: true (and authEnabled: false)", name)
+	}
+	tok, err := c.cfg.Signer.Issue(audience(ws, name), c.cfg.TokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	return &modelship.AccessToken{AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshAfter: tok.RefreshAfter, ExpiryOn: tok.ExpiryOn}, nil
+}
+
+func audience(ws, name string) string { return "modelship:" + ws + "/" + name }
+
+// Logs returns replica output.
+func (c *Controller) Logs(ctx context.Context, ws, name string, opts modelship.LogOptions) ([]string, error) {
+	svc, err := c.store().FindService(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := c.driverFor(ctx, ws, svc.ComputeTarget)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := d.Logs(ctx, c.deploymentID(ws, name), opts)
+	if modelship.ErrorCode(err) == modelship.ENOTFOUND && opts.Replica < 0 {
+		return []string{}, nil
+	}
+	return lines, err
+}
+
+// ModelInUse reports which service uses a model version ("" if none).
+func (c *Controller) ModelInUse(ctx context.Context, ws string, mv *modelship.ModelVersion) (string, error) {
+	svcs, err := c.store().ListServices(ctx, ws)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range svcs {
+		for _, m := range s.Models {
+			if m == mv.ID() {
+				return fmt.Sprintf("service %q", s.Name), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// SourceDigests lists the source folders services use (kept by the
+// artifact garbage collector).
+func (c *Controller) SourceDigests(ctx context.Context) ([]string, error) {
+	svcs, err := c.store().ListServices(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range svcs {
+		if s.Inference.SourceDigest != "" {
+			out = append(out, s.Inference.SourceDigest)
+		}
+	}
+	return out, nil
+}
+
+// removeLayout deletes a service's model layouts.
+func (c *Controller) removeLayout(ws, name string) {
+	os.RemoveAll(filepath.Join(c.cfg.DataDir, "deployments", ws, name))
+}
