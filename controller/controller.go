@@ -46,9 +46,13 @@ type Config struct {
 	UnschedulableTimeout time.Duration
 	// DeployTimeout bounds a deploy or update operation (default 20 min).
 	DeployTimeout time.Duration
-	// TokenTTL is the validity of access tokens before refresh (default 1h).
+	// TokenTTL is the lifetime of access tokens (default 24 h: refresh
+	// after 12 h, expiry after 24 h).
 	TokenTTL time.Duration
-	Log      *slog.Logger
+	// ScaleDownDelay overrides how long utilization must stay low before
+	// the autoscaler removes a replica (default 60 s).
+	ScaleDownDelay time.Duration
+	Log            *slog.Logger
 }
 
 // Controller is the deployment engine.
@@ -81,7 +85,7 @@ func New(cfg Config) *Controller {
 		cfg.DeployTimeout = 20 * time.Minute
 	}
 	if cfg.TokenTTL <= 0 {
-		cfg.TokenTTL = time.Hour
+		cfg.TokenTTL = 24 * time.Hour
 	}
 	return &Controller{
 		cfg:       cfg,
@@ -212,4 +216,5 @@ func (c *Controller) stopping() bool {
 		return false
 	}
 }
+
 var _ modelship.DeploymentService = (*Controller)(nil)

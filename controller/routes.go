@@ -53,6 +53,9 @@ func (c *Controller) publish(ctx context.Context) {
 				}
 			}
 		}
+		if v.Autoscale != nil && c.cfg.ScaleDownDelay > 0 {
+			v.Autoscale.ScaleDownDelay = c.cfg.ScaleDownDelay
+		}
 		rt.Versions = []modelship.RouteVersion{v}
 		table.Routes = append(table.Routes, rt)
 	}

@@ -35,6 +35,12 @@ func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.Deplo
 			return nil, nil, err
 		}
 	}
+	if dc.ComputeType == nil {
+		// Azure's CLI needs --dc or --compute-type; here a service is the
+		// default (AKS semantics on whichever target is chosen).
+		aks := "aks"
+		dc.ComputeType = &aks
+	}
 	settings, err := dc.Resolve()
 	if err != nil {
 		return nil, nil, err

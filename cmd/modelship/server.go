@@ -46,6 +46,7 @@ type ServerConfig struct {
 	LocalMemoryGB        float64
 	LocalGPUs            int
 	UnschedulableTimeout time.Duration
+	ScaleDownDelay       time.Duration
 }
 
 // Server is the all-in-one control plane: API, store, registry, and the
@@ -98,6 +99,7 @@ the same machine finds the server and the token by itself.`,
 	f.Float64Var(&cfg.LocalMemoryGB, "local-memory-gb", 0, "memory capacity of the built-in local target in GB (default: this machine's memory)")
 	f.IntVar(&cfg.LocalGPUs, "local-gpus", -1, "GPUs of the built-in local target (default: /dev/nvidia* devices found)")
 	f.DurationVar(&cfg.UnschedulableTimeout, "unschedulable-timeout", 5*time.Minute, "how long a deployment may stay Unschedulable before it fails")
+	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", 60*time.Second, "how long utilization must stay below target before the autoscaler removes a replica")
 	return cmd
 }
 
@@ -225,6 +227,7 @@ func (s *Server) open(ctx context.Context) error {
 		GatewayURL:           "http://" + s.gwLn.Addr().String(),
 		LocalCapacity:        capacity,
 		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
+		ScaleDownDelay:       s.cfg.ScaleDownDelay,
 		Log:                  s.log,
 	})
 	gw = gateway.New(gateway.Config{Scaler: s.ctrl, Logger: s.log})
