@@ -75,7 +75,11 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) 
 			s.log.Warn("scoring timeout", "request_id", id, "timeout", s.cfg.ScoringTimeout)
 			return writeJSON(w, http.StatusInternalServerError, s.timeoutMessage)
 		}
-		s.log.Error("scoring failed", "request_id", id, "err", err)
+		if r.Context().Err() != nil {
+			s.log.Info("client went away during scoring", "request_id", id, "err", err)
+		} else {
+			s.log.Error("scoring failed", "request_id", id, "err", err)
+		}
 		return writeJSON(w, http.StatusInternalServerError, jsonObject("message", err.Error()))
 	}
 

@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -208,6 +210,9 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 		Logger:         log,
 		Version:        serverVersion(),
 	})
+	// Once draining, a second SIGINT/SIGTERM ends the process at once.
+	stopReset := context.AfterFunc(ctx, func() { signal.Reset(os.Interrupt, syscall.SIGTERM) })
+	defer stopReset()
 	log.Info("serving", "addr", "http://"+ln.Addr().String(), "routes", "/ /score /swagger.json /v2 /metrics")
 	return srv.Serve(ctx, ln)
 }

@@ -360,7 +360,7 @@ func TestServeModel_EnvOnly(t *testing.T) {
 	writeFile(t, src, "score.py", trivialScore)
 	r := startReplica(t, []string{
 		"AZUREML_ENTRY_SCRIPT=score.py", "AZUREML_SOURCE_DIRECTORY=" + src, "AZUREML_MODEL_DIR=" + t.TempDir(),
-		"MODELSHIP_PYTHON=" + systemPython, "AML_CORS_ORIGINS=https://app.example",
+		"MODELSHIP_PYTHON=" + systemPython, "AML_CORS_ORIGINS=https://app.example", "SCORING_TIMEOUT_MS=300",
 	})
 	r.waitReady(t)
 	got := do(t, "OPTIONS", r.url+"/score", "", map[string]string{"Origin": "https://app.example"})
@@ -369,6 +369,46 @@ func TestServeModel_EnvOnly(t *testing.T) {
 	}
 	if got := do(t, "POST", r.url+"/score", `{"data":[1]}`, nil); got.status != 200 {
 		t.Errorf("POST /score = %d %s", got.status, got.body)
+	}
+	// SCORING_TIMEOUT_MS=300 from the environment bounds run().
+	got = do(t, "POST", r.url+"/score", `{"data":[1],"sleep":3}`, nil)
+	if got.status != 500 || got.body != `{"message":"Scoring timeout after 300 ms"}` {
+		t.Errorf("slow run() = %d %s, want 500 Scoring timeout after 300 ms", got.status, got.body)
+	}
+}
+
+// genSklearn trains a small regression, saves it as model.pkl in argv[1]
+// and prints a row and its prediction.
+const genSklearn = `import json, sys, joblib
+from sklearn.linear_model import LinearRegression
+m = LinearRegression().fit([[0, 0], [1, 0], [0, 1], [1, 1]], [1, 3, 5, 7])
+joblib.dump(m, sys.argv[1] + "/model.pkl")
+print(json.dumps(m.predict([[2, 3]]).tolist()))
+`
+
+func TestServeModel_SklearnNoCode(t *testing.T) {
+	requirePython(t)
+	modelDir := filepath.Join(t.TempDir(), "regression", "1")
+	if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gen := writeFile(t, t.TempDir(), "gen.py", genSklearn)
+	want, err := exec.Command(systemPython, gen, modelDir).Output()
+	if err != nil {
+		t.Fatalf("training the model: %v", err)
+	}
+	r := startReplica(t, []string{"AZUREML_MODEL_DIR=" + modelDir}, "--python", systemPython)
+	r.waitReady(t)
+	got := do(t, "POST", r.url+"/score", `{"data":[[2,3]]}`, nil)
+	var gotPred, wantPred []float64
+	if err := json.Unmarshal([]byte(got.body), &gotPred); err != nil || got.status != 200 {
+		t.Fatalf("POST /score = %d %s (%v)", got.status, got.body, err)
+	}
+	if err := json.Unmarshal(want, &wantPred); err != nil {
+		t.Fatal(err)
+	}
+	if len(gotPred) != 1 || gotPred[0]-wantPred[0] > 1e-9 || wantPred[0]-gotPred[0] > 1e-9 {
+		t.Errorf("prediction %v, want %v", gotPred, wantPred)
 	}
 }
 
