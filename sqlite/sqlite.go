@@ -60,6 +60,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Close closes the database.
 func (db *DB) Close() error { return db.db.Close() }
 
+// Migrations returns the number of schema migrations this binary knows.
+func Migrations() int {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	return len(names)
+}
+
 // SchemaVersion returns the number of migrations applied.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v int

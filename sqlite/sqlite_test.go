@@ -48,7 +48,7 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 	}
 	defer db.Close()
 	v, err := db.SchemaVersion(ctx)
-	if err != nil || v != 1 {
+	if err != nil || v != sqlite.Migrations() {
 		t.Fatalf("schema version = %d, %v", v, err)
 	}
 	got, err := db.FindModelVersion(ctx, "default", modelship.ModelRef{Name: "m"})

@@ -34,6 +34,9 @@ func Run(t *testing.T, open Opener) {
 		{"ModelUpdate", testModelUpdate},
 		{"ModelDeleteDigestInUse", testModelDeleteDigestInUse},
 		{"WorkspaceScoping", testWorkspaceScoping},
+		{"ServiceCRUD", testServiceCRUD},
+		{"Operations", testOperations},
+		{"ComputeTargets", testComputeTargets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,4 +299,92 @@ func testWorkspaceScoping(t *testing.T, s modelship.Store) {
 	if mv.Version != 1 {
 		t.Fatalf("version in another workspace = %d, want 1", mv.Version)
 	}
+}
+
+func testServiceCRUD(t *testing.T, s modelship.Store) {
+	ctx := context.Background()
+	svc := &modelship.Service{Workspace: "default", Name: "mysvc", State: modelship.StateTransitioning, Models: []string{"m:1"},
+		Settings: modelship.ServiceSettings{AuthMode: modelship.AuthKey, CPU: 0.5}}
+	must(t, s.CreateService(ctx, svc, [2]string{"sealed-a", "sealed-b"}))
+	wantCode(t, s.CreateService(ctx, svc, [2]string{"x", "y"}), modelship.ECONFLICT)
+	got, err := s.FindService(ctx, "default", "mysvc")
+	must(t, err)
+	if got.State != modelship.StateTransitioning || got.Settings.CPU != 0.5 || got.Models[0] != "m:1" {
+		t.Fatalf("found %+v", got)
+	}
+	got.State = modelship.StateHealthy
+	must(t, s.PutService(ctx, got))
+	list, err := s.ListServices(ctx, "default")
+	must(t, err)
+	if len(list) != 1 || list[0].State != modelship.StateHealthy {
+		t.Fatalf("list = %+v", list)
+	}
+	keys, err := s.ServiceKeys(ctx, "default", "mysvc")
+	must(t, err)
+	if keys != [2]string{"sealed-a", "sealed-b"} {
+		t.Fatalf("keys = %v", keys)
+	}
+	must(t, s.SetServiceKeys(ctx, "default", "mysvc", [2]string{"c", "d"}))
+	keys, _ = s.ServiceKeys(ctx, "default", "mysvc")
+	if keys[0] != "c" {
+		t.Fatalf("keys after set = %v", keys)
+	}
+	wantCode(t, s.DeleteWorkspace(ctx, "default"), modelship.ECONFLICT)
+	must(t, s.DeleteService(ctx, "default", "mysvc"))
+	_, err = s.FindService(ctx, "default", "mysvc")
+	wantCode(t, err, modelship.ENOTFOUND)
+	_, err = s.ServiceKeys(ctx, "default", "mysvc")
+	wantCode(t, err, modelship.ENOTFOUND)
+	wantCode(t, s.PutService(ctx, got), modelship.ENOTFOUND)
+	wantCode(t, s.CreateService(ctx, &modelship.Service{Workspace: "ghost", Name: "x"}, [2]string{}), modelship.ENOTFOUND)
+}
+
+func testOperations(t *testing.T, s modelship.Store) {
+	ctx := context.Background()
+	op := &modelship.Operation{ID: "op-1", Workspace: "default", Target: "mysvc", Kind: modelship.OpCreate, State: modelship.OpRunning}
+	must(t, s.CreateOperation(ctx, op))
+	for i := range 3 {
+		must(t, s.AppendOperationLog(ctx, "op-1", fmt.Sprintf("line %d", i)))
+	}
+	got, err := s.FindOperation(ctx, "op-1", 1)
+	must(t, err)
+	if len(got.Log) != 2 || got.Log[0].Seq != 2 || got.Log[0].Message != "line 1" {
+		t.Fatalf("log after seq 1 = %+v", got.Log)
+	}
+	running, err := s.RunningOperations(ctx)
+	must(t, err)
+	if len(running) != 1 {
+		t.Fatalf("running = %d", len(running))
+	}
+	must(t, s.FinishOperation(ctx, "op-1", modelship.OpFailed, &modelship.ServiceError{Code: "X", Message: "why"}))
+	got, _ = s.FindOperation(ctx, "op-1", 0)
+	if got.State != modelship.OpFailed || got.Error == nil || got.Error.Message != "why" || got.EndTime == nil || !got.Done() {
+		t.Fatalf("finished op = %+v", got)
+	}
+	running, _ = s.RunningOperations(ctx)
+	if len(running) != 0 {
+		t.Fatalf("running after finish = %d", len(running))
+	}
+	_, err = s.FindOperation(ctx, "nope", 0)
+	wantCode(t, err, modelship.ENOTFOUND)
+}
+
+func testComputeTargets(t *testing.T, s modelship.Store) {
+	ctx := context.Background()
+	ct := &modelship.ComputeTarget{Workspace: "default", Name: "dev", Type: modelship.TargetLocal, CPU: 2, MemoryGB: 8}
+	must(t, s.CreateComputeTarget(ctx, ct))
+	wantCode(t, s.CreateComputeTarget(ctx, ct), modelship.ECONFLICT)
+	got, err := s.FindComputeTarget(ctx, "default", "dev")
+	must(t, err)
+	if got.CPU != 2 || got.CreatedTime.IsZero() {
+		t.Fatalf("target = %+v", got)
+	}
+	list, err := s.ListComputeTargets(ctx, "default")
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("targets = %+v", list)
+	}
+	must(t, s.DeleteComputeTarget(ctx, "default", "dev"))
+	_, err = s.FindComputeTarget(ctx, "default", "dev")
+	wantCode(t, err, modelship.ENOTFOUND)
 }
