@@ -60,37 +60,6 @@ func serveBench(b *testing.B, h http.Handler) (addr string, stop func()) {
 	}
 }
 
-// benchLoad runs b.N requests of req against addr and reports req/s and
-// latency percentiles.
-func benchLoad(b *testing.B, addr string, req []byte) {
-	b.Helper()
-	// Warm up connections and code paths.
-	if _, err := runLoad(addr, req, benchConns, 2*benchConns, 0, benchMaxTime); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	res, err := runLoad(addr, req, benchConns, b.N, 0, benchMaxTime)
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(res.rps(), "req/s")
-	b.ReportMetric(float64(res.p50.Microseconds()), "p50-µs")
-	b.ReportMetric(float64(res.p99.Microseconds()), "p99-µs")
-	b.ReportMetric(0, "ns/op")
-	b.Logf("closed loop: %s", res)
-	if b.N < 1000 {
-		return
-	}
-	// The same number of requests again at half the rate just measured.
-	half, err := runLoad(addr, req, benchConns, b.N/2, res.rps()/2, benchMaxTime)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(half.p99.Microseconds()), "p99-at-half-rate-µs")
-	b.Logf("at half rate: %s", half)
-}
-
 // noopHandler reads the body and answers a fixed JSON: the ceiling of any
 // Go HTTP server on this machine.
 func noopHandler(body []byte) http.Handler {
@@ -112,48 +81,90 @@ func (c *cannedRuntime) Infer(_ context.Context, model, version string, req *oip
 	}}}, nil
 }
 
+// benchTarget is one server under load in BenchmarkLoopback.
+type benchTarget struct {
+	name   string
+	addr   string
+	req    []byte
+	closed loadResult // closed-loop runs, summed over rounds
+	half   loadResult // the run at half the closed-loop rate
+}
+
+// benchRounds is how many times BenchmarkLoopback alternates between its
+// targets; alternating in short slices keeps the ratios fair on a machine
+// whose background load drifts.
+const benchRounds = 10
+
 // BenchmarkLoopback load-tests the replica server over loopback HTTP with
-// the same client in one run, so the ratios between sub-benchmarks are
-// meaningful: the no-op handler (the ceiling), the server over the real
-// ONNX runtime (MLP 64->256->10, batch 1, OIP /infer) and over the real
-// Python runtime (trivial score.py, /score). Run it with a fixed count:
+// one closed-loop client (benchConns keep-alive connections): a no-op Go
+// handler answering the same JSON (the ceiling), the server over the real
+// ONNX runtime (MLP 64->256->10, batch 1, OIP /infer), over the real Python
+// runtime (trivial score.py, /score), and over a canned in-memory runtime
+// (the server's own cost). Each target gets b.N requests in benchRounds
+// interleaved slices, then b.N/4 requests paced at half its measured rate
+// for the p99 at half load. Run it with a fixed count:
 //
-//	go test ./modelserver/ -run '^$' -bench Loopback -benchtime 20000x
+//	go test ./modelserver/ -run '^$' -bench Loopback -benchtime 50000x
 func BenchmarkLoopback(b *testing.B) {
 	onnxRT := startONNXBench(b)
 	onnxServer := modelserver.NewServer(onnxRT, modelserver.ServerConfig{Logger: quietLogger})
 	inferReq := rawPost("/v2/models/mlp/infer", "application/json", mlpInput)
+	scoreReq := rawPost("/score", "application/json", []byte(`{"data":[[1,2,3,4]]}`))
 	// The no-op handler answers exactly what the ONNX route answers.
 	w := httptest.NewRecorder()
 	onnxServer.Handler().ServeHTTP(w, httptest.NewRequest("POST", "/v2/models/mlp/infer", bytes.NewReader(mlpInput)))
 	if w.Code != 200 {
 		b.Fatalf("ONNX infer: %d %s", w.Code, w.Body)
 	}
-	inferAnswer := w.Body.Bytes()
+	pyServer := modelserver.NewServer(startPythonBench(b), modelserver.ServerConfig{Logger: quietLogger})
+	cannedServer := modelserver.NewServer(&cannedRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
 
-	b.Run("noop-handler", func(b *testing.B) {
-		addr, stop := serveBench(b, noopHandler(inferAnswer))
+	targets := []*benchTarget{
+		{name: "noop-handler", req: inferReq},
+		{name: "onnx-mlp-infer", req: inferReq},
+		{name: "scorepy-trivial", req: scoreReq},
+		{name: "server-canned-infer", req: inferReq},
+	}
+	for i, h := range []http.Handler{noopHandler(w.Body.Bytes()), onnxServer.Handler(), pyServer.Handler(), cannedServer.Handler()} {
+		addr, stop := serveBench(b, h)
 		defer stop()
-		benchLoad(b, addr, inferReq)
-	})
-	b.Run("onnx-mlp-infer", func(b *testing.B) {
-		addr, stop := serveBench(b, onnxServer.Handler())
-		defer stop()
-		benchLoad(b, addr, inferReq)
-	})
-	b.Run("scorepy-trivial", func(b *testing.B) {
-		rt := startPythonBench(b)
-		s := modelserver.NewServer(rt, modelserver.ServerConfig{Logger: quietLogger})
-		addr, stop := serveBench(b, s.Handler())
-		defer stop()
-		benchLoad(b, addr, rawPost("/score", "application/json", []byte(`{"data":[[1,2,3,4]]}`)))
-	})
-	b.Run("server-canned-infer", func(b *testing.B) {
-		s := modelserver.NewServer(&cannedRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
-		addr, stop := serveBench(b, s.Handler())
-		defer stop()
-		benchLoad(b, addr, inferReq)
-	})
+		targets[i].addr = addr
+		// Warm up connections, workers and code paths.
+		if _, err := runLoad(addr, targets[i].req, benchConns, 4*benchConns, 0, benchMaxTime); err != nil {
+			b.Fatalf("%s: %v", targets[i].name, err)
+		}
+	}
+
+	slice := max(b.N/benchRounds, 1)
+	b.ResetTimer()
+	for range benchRounds {
+		for _, t := range targets {
+			res, err := runLoad(t.addr, t.req, benchConns, slice, 0, benchMaxTime)
+			if err != nil {
+				b.Fatalf("%s: %v", t.name, err)
+			}
+			t.closed.add(res)
+		}
+	}
+	for _, t := range targets {
+		res, err := runLoad(t.addr, t.req, benchConns, max(b.N/4, 1), t.closed.rps()/2, benchMaxTime)
+		if err != nil {
+			b.Fatalf("%s at half rate: %v", t.name, err)
+		}
+		t.half.add(res)
+	}
+	b.StopTimer()
+
+	ceiling := targets[0].closed.rps()
+	for _, t := range targets {
+		b.ReportMetric(t.closed.rps(), t.name+"-req/s")
+		b.Logf("%-20s %8.0f req/s  %5.1f%% of no-op  p50 %7v  p99 %7v  | at half rate (%5.0f req/s): p50 %7v  p99 %7v",
+			t.name, t.closed.rps(), 100*t.closed.rps()/ceiling, t.closed.p50, t.closed.p99,
+			t.half.rps(), t.half.p50, t.half.p99)
+	}
+	b.ReportMetric(100*targets[1].closed.rps()/ceiling, "onnx-%-of-noop")
+	b.ReportMetric(100*targets[2].closed.rps()/ceiling, "scorepy-%-of-noop")
+	b.ReportMetric(0, "ns/op")
 }
 
 // genMLP writes an MLP 64->256->10 (Gemm, Relu, Gemm, Softmax) with fixed
@@ -194,7 +205,7 @@ func startONNXBench(b *testing.B) *onnx.Runtime {
 	if out, err := exec.Command("/usr/bin/python3", script, model).CombinedOutput(); err != nil {
 		b.Fatalf("generating the MLP: %v\n%s", err, out)
 	}
-	rt, err := onnx.New(onnx.Config{Models: []onnx.Model{{Name: "mlp", Version: "1", Path: model}}})
+	rt, err := onnx.New(onnx.Config{Models: []onnx.Model{{Name: "mlp", Version: "1", Path: model}}, MaxConcurrency: benchONNXConcurrency})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -235,6 +246,10 @@ func BenchmarkHandler(b *testing.B) {
 		s := modelserver.NewServer(&cannedRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
 		benchHandler(b, s.Handler(), "/v2/models/mlp/infer", mlpInput)
 	})
+	b.Run("infer-onnx-mlp", func(b *testing.B) {
+		s := modelserver.NewServer(startONNXBench(b), modelserver.ServerConfig{Logger: quietLogger})
+		benchHandler(b, s.Handler(), "/v2/models/mlp/infer", mlpInput)
+	})
 	b.Run("score-echo", func(b *testing.B) {
 		s := modelserver.NewServer(&fakeRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
 		benchHandler(b, s.Handler(), "/score", []byte(`{"data":[[1,2,3,4]]}`))
@@ -252,9 +267,12 @@ def run(raw):
     return {"predictions": [len(data["data"])]}
 `
 
-// benchPythonWorkers is the Python pool size of the benchmark: one worker
-// per core.
-const benchPythonWorkers = 1
+// benchPythonWorkers and benchONNXConcurrency size the runtimes of the
+// benchmark: one worker (or one concurrent inference) per core.
+const (
+	benchPythonWorkers   = 2
+	benchONNXConcurrency = 2
+)
 
 // startPythonBench starts the Python runtime on trivialScorePy with
 // /usr/bin/python3 and closes it at the end of the benchmark.

@@ -13,11 +13,22 @@ import (
 	"time"
 )
 
-// loadResult is the outcome of one closed-loop load run.
+// loadResult is the outcome of one or more load runs.
 type loadResult struct {
-	requests int
-	elapsed  time.Duration
-	p50, p99 time.Duration
+	requests  int
+	elapsed   time.Duration
+	p50, p99  time.Duration
+	latencies []time.Duration // sorted
+}
+
+// add merges another run into r.
+func (r *loadResult) add(o loadResult) {
+	r.requests += o.requests
+	r.elapsed += o.elapsed
+	r.latencies = append(r.latencies, o.latencies...)
+	slices.Sort(r.latencies)
+	r.p50 = r.latencies[len(r.latencies)*50/100]
+	r.p99 = r.latencies[len(r.latencies)*99/100]
 }
 
 // rps returns the requests per second of the run.
@@ -33,8 +44,8 @@ func (r loadResult) String() string {
 // conns keep-alive connections, each client sending its next request when
 // the previous answer arrived (a closed loop). With rate > 0 the clients
 // together send rate requests per second instead, each on a fixed
-// schedule, and latency counts from the scheduled send time (so a slow
-// answer is not hidden by the next send waiting for it). It stops early at
+// schedule; latency counts from the actual send, so the client's own
+// timer lateness is not charged to the server. It stops early at
 // maxTime.
 // Every answer must have status 200. The client is a minimal HTTP/1.1
 // reader so that the load generator costs little CPU next to the server.
@@ -76,10 +87,11 @@ func runLoad(addr string, req []byte, conns, n int, rate float64, maxTime time.D
 	}
 	slices.Sort(lats)
 	return loadResult{
-		requests: len(lats),
-		elapsed:  elapsed,
-		p50:      lats[len(lats)*50/100],
-		p99:      lats[len(lats)*99/100],
+		requests:  len(lats),
+		elapsed:   elapsed,
+		p50:       lats[len(lats)*50/100],
+		p99:       lats[len(lats)*99/100],
+		latencies: lats,
 	}, nil
 }
 
@@ -102,8 +114,8 @@ func clientLoop(addr string, req []byte, next *atomic.Int64, n int64, first time
 		}
 		if interval > 0 {
 			time.Sleep(time.Until(scheduled))
-			t0 = scheduled
 			scheduled = scheduled.Add(interval)
+			t0 = time.Now()
 		}
 		if _, err := conn.Write(req); err != nil {
 			return lats, err
