@@ -60,6 +60,7 @@ type serveModelOptions struct {
 	serviceVersion string
 	workspaceName  string
 	shutdownGrace  time.Duration
+	maxBodyBytes   int64
 }
 
 // envDefaults maps a flag to the environment variable that sets it when
@@ -154,6 +155,7 @@ reports not ready, lets in-flight requests finish, then stops the runtime.`,
 	f.StringVar(&o.serviceName, "service-name", "ML service", "service name shown in swagger")
 	f.StringVar(&o.serviceVersion, "service-version", "1.0", "service version shown in swagger")
 	f.StringVar(&o.workspaceName, "workspace-name", "", "workspace name passed to the scoring script")
+	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", modelserver.DefaultMaxBodyBytes, "largest request body accepted; larger bodies get 413")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", modelserver.DefaultShutdownGrace, "how long in-flight requests may run after SIGTERM")
 	return cmd
 }
@@ -206,6 +208,7 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 		ScoringTimeout: time.Duration(o.scoringTimeout) * time.Millisecond,
 		CORSOrigins:    modelserver.ParseCORSOrigins(o.corsOrigins),
 		ShutdownGrace:  o.shutdownGrace,
+		MaxBodyBytes:   o.maxBodyBytes,
 		Registry:       reg,
 		Logger:         log,
 		Version:        serverVersion(),
