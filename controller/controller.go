@@ -208,13 +208,4 @@ func (c *Controller) driverFor(ctx context.Context, ws, target string) (compute.
 	return d, ct, nil
 }
 
-func (c *Controller) stopping() bool {
-	select {
-	case <-c.stopped:
-		return true
-	default:
-		return false
-	}
-}
-
 var _ modelship.DeploymentService = (*Controller)(nil)

@@ -179,7 +179,7 @@ func checkTar(r io.Reader) (contentStats, error) {
 			return st, modelship.Errorf(modelship.EINVALID, "%v; nothing was stored", err)
 		}
 		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 			n, err := io.CopyBuffer(discard{}, tr, buf)
 			var me *modelship.Error
 			if errors.As(err, &me) {

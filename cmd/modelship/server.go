@@ -306,7 +306,8 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if err := tmp.Chmod(mode); err == nil {
+	err = tmp.Chmod(mode)
+	if err == nil {
 		_, err = tmp.Write(data)
 	}
 	if err == nil {

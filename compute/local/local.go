@@ -110,7 +110,6 @@ type replica struct {
 
 	oom         string // set when the memory watchdog killed the process
 	probeFails  int
-	lastProbe   time.Time
 	livenessDue time.Time
 }
 

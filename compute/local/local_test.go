@@ -126,7 +126,7 @@ func TestReplicasStartScaleRestart(t *testing.T) {
 	// A killed replica is restarted.
 	victim := st.Replicas[0]
 	syscall.Kill(victim.PID, syscall.SIGKILL)
-	st = waitFor(t, d, "default/svc", "restart", func(st *compute.Status) bool {
+	waitFor(t, d, "default/svc", "restart", func(st *compute.Status) bool {
 		for _, r := range st.Replicas {
 			if r.ID == victim.ID && r.Restarts == 1 && r.Ready {
 				return true

@@ -144,7 +144,7 @@ func Extract(r io.Reader, dir string) (int, error) {
 			if err := os.MkdirAll(dst, 0o755); err != nil {
 				return files, err
 			}
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return files, err
 			}
