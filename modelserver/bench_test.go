@@ -250,6 +250,10 @@ func BenchmarkHandler(b *testing.B) {
 		s := modelserver.NewServer(startONNXBench(b), modelserver.ServerConfig{Logger: quietLogger})
 		benchHandler(b, s.Handler(), "/v2/models/mlp/infer", mlpInput)
 	})
+	b.Run("score-python-trivial", func(b *testing.B) {
+		s := modelserver.NewServer(startPythonBench(b), modelserver.ServerConfig{Logger: quietLogger})
+		benchHandler(b, s.Handler(), "/score", []byte(`{"data":[[1,2,3,4]]}`))
+	})
 	b.Run("score-echo", func(b *testing.B) {
 		s := modelserver.NewServer(&fakeRuntime{}, modelserver.ServerConfig{Logger: quietLogger})
 		benchHandler(b, s.Handler(), "/score", []byte(`{"data":[[1,2,3,4]]}`))
