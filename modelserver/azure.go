@@ -71,6 +71,9 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		vals[0] = formatMS(elapsed)
 		h[hdrExecMS] = vals[0:1:1]
+		if errors.Is(err, ErrNotReady) {
+			return writeJSON(w, http.StatusServiceUnavailable, jsonObject("message", err.Error()))
+		}
 		if errors.Is(err, ErrScoringTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("scoring timeout", "request_id", id, "timeout", s.cfg.ScoringTimeout)
 			return writeJSON(w, http.StatusInternalServerError, s.timeoutMessage)
@@ -144,6 +147,9 @@ func (s *Server) handleSwagger(w http.ResponseWriter, r *http.Request) int {
 			"Swagger version "+strconv.Quote(asked)+" is not supported; use 2, 3 or 3.1"))
 	}
 	doc, err := s.rt.Swagger(r.Context(), version)
+	if errors.Is(err, ErrNotReady) {
+		return writeJSON(w, http.StatusServiceUnavailable, jsonObject("message", err.Error()))
+	}
 	if errors.Is(err, ErrNoSwagger) {
 		return writeJSON(w, http.StatusNotFound, jsonObject("message",
 			"Swagger version "+asked+" is not available for this service"))

@@ -33,6 +33,9 @@ func (s *Server) handleOIPGet(w http.ResponseWriter, r *http.Request, route stri
 	name, version, _, _ := parseModelPath(r.URL.Path)
 	md, ok := s.findModel(name, version)
 	if !ok {
+		if !s.rt.Ready() && len(s.rt.Models()) == 0 {
+			return writeJSON(w, http.StatusServiceUnavailable, jsonObject("error", ErrNotReady.Error()))
+		}
 		return writeJSON(w, http.StatusNotFound, modelNotFound(name, version))
 	}
 	if route == routeModelMeta {
@@ -122,6 +125,8 @@ func (s *Server) inferError(w http.ResponseWriter, err error) int {
 			status = http.StatusInternalServerError
 		}
 		return writeJSON(w, status, jsonObject("error", ie.Message))
+	case errors.Is(err, ErrNotReady):
+		return writeJSON(w, http.StatusServiceUnavailable, jsonObject("error", err.Error()))
 	case errors.Is(err, ErrScoringTimeout) || errors.Is(err, context.DeadlineExceeded):
 		return writeJSON(w, http.StatusInternalServerError, s.timeoutError)
 	}

@@ -186,7 +186,6 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	if o.scoringTimeout <= 0 {
 		return modelship.Errorf(modelship.EINVALID, "--scoring-timeout-ms must be positive, got %d", o.scoringTimeout)
 	}
-	// Bind first so a busy port fails before a slow runtime start.
 	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -194,14 +193,9 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	}
 	defer ln.Close()
 
-	log.Info("starting runtime", "runtime", kind, "model_dir", o.modelDir, "entry_script", o.entryScript)
-	start := time.Now()
-	rt, err := newRuntime(ctx, kind, o, log)
-	if err != nil {
-		return &startupError{runtime: kind, err: err}
-	}
-	log.Info("runtime ready", "runtime", kind, "took", time.Since(start).Round(time.Millisecond))
-
+	// Serve from the start: liveness answers while a slow init() runs, and
+	// readiness turns true once the runtime is set.
+	rt := &modelserver.Deferred{}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := modelserver.NewServer(rt, modelserver.ServerConfig{
@@ -216,8 +210,34 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	// Once draining, a second SIGINT/SIGTERM ends the process at once.
 	stopReset := context.AfterFunc(ctx, func() { signal.Reset(os.Interrupt, syscall.SIGTERM) })
 	defer stopReset()
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, ln) }()
 	log.Info("serving", "addr", "http://"+ln.Addr().String(), "routes", "/ /score /swagger.json /v2 /metrics")
-	return srv.Serve(ctx, ln)
+
+	log.Info("starting runtime", "runtime", kind, "model_dir", o.modelDir, "entry_script", o.entryScript)
+	start := time.Now()
+	real, err := newRuntime(ctx, kind, o, log)
+	if err != nil {
+		stopServing()
+		serveErr := <-served
+		if ctx.Err() != nil {
+			return serveErr // stopped while starting: not a startup failure
+		}
+		return &startupError{runtime: kind, err: err}
+	}
+	if rt.Set(real) {
+		log.Info("runtime ready", "runtime", kind, "took", time.Since(start).Round(time.Millisecond))
+	} else {
+		// The server stopped while the runtime was starting.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownGrace)
+		defer cancel()
+		if err := real.Close(closeCtx); err != nil {
+			log.Warn("closing runtime", "err", err)
+		}
+	}
+	return <-served
 }
 
 // chooseRuntime resolves --runtime auto: an entry script means python;

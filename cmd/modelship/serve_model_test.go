@@ -624,3 +624,55 @@ func TestONNXModels(t *testing.T) {
 		})
 	}
 }
+
+// TestServeModel_SlowInit checks that liveness answers while init() runs
+// and readiness turns true only after it.
+func TestServeModel_SlowInit(t *testing.T) {
+	requirePython(t)
+	src := t.TempDir()
+	marker := filepath.Join(src, "init-done")
+	writeFile(t, src, "score.py", fmt.Sprintf(`import time
+def init():
+    time.sleep(1.5)
+    open(%q, "w").close()
+
+def run(raw):
+    return "ok"
+`, marker))
+	r := startReplica(t, nil, "--entry-script", "score.py", "--source-dir", src, "--python", systemPython)
+	waitFor(t, 30*time.Second, func() bool {
+		resp, err := http.Get(r.url + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	if _, err := os.Stat(marker); err == nil {
+		t.Skip("init() finished before the first probe; machine too slow to observe the starting state")
+	}
+	for p, want := range map[string]int{"/v2/health/live": 200, "/v2/health/ready": 503, "/score": 503} {
+		method := "GET"
+		if p == "/score" {
+			method = "POST"
+		}
+		if got := do(t, method, r.url+p, "{}", nil); got.status != want {
+			t.Errorf("%s %s during init = %d %s, want %d", method, p, got.status, got.body, want)
+		}
+	}
+	r.waitReady(t)
+	if got := do(t, "POST", r.url+"/score", "{}", nil); got.status != 200 {
+		t.Errorf("POST /score after init = %d %s", got.status, got.body)
+	}
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
