@@ -339,12 +339,12 @@ func newRuntime(ctx context.Context, kind string, o *serveModelOptions, log *slo
 			ServiceName:    o.serviceName,
 			ServiceVersion: o.serviceVersion,
 			WorkspaceName:  o.workspaceName,
-			Env: map[string]string{
-				"SCORING_TIMEOUT_MS": strconv.Itoa(o.scoringTimeout),
-				"AML_CORS_ORIGINS":   o.corsOrigins,
-			},
-			Logger: log,
-			Stdout: os.Stdout,
+			Env:            map[string]string{"SCORING_TIMEOUT_MS": strconv.Itoa(o.scoringTimeout)},
+			Logger:         log,
+			Stdout:         os.Stdout,
+		}
+		if o.corsOrigins != "" {
+			cfg.Env["AML_CORS_ORIGINS"] = o.corsOrigins
 		}
 		if kind == runtimeSklearn {
 			model, err := findSklearnModel(o.modelDir)
