@@ -1,0 +1,480 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Environment:
+//
+//	MODELSHIP_BENCH=1          run the benchmarks (skipped otherwise)
+//	MODELSHIP_BIN              the modelship binary (default: built into a temp dir)
+//	MODELSHIP_BENCH_OUT        where to write the Markdown results (default: only the test log)
+//	MODELSHIP_BENCH_SLICE      closed-loop time per target and round (default 1.5s)
+//	MODELSHIP_BENCH_ROUNDS     closed-loop rounds, targets interleaved (default 3)
+//	MODELSHIP_BENCH_WORKERS    closed-loop clients (default 8)
+//	MODELSHIP_BENCH_OPEN       open-loop run length (default 3s)
+const (
+	python        = "/usr/bin/python3"
+	noopBodyEnv   = "MODELSHIP_BENCH_NOOP_BODY"
+	noopListenEnv = "MODELSHIP_BENCH_NOOP_LISTEN"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	if body := os.Getenv(noopBodyEnv); body != "" {
+		os.Exit(serveNoop(body, os.Getenv(noopListenEnv)))
+	}
+	if os.Getenv("MODELSHIP_BENCH") != "1" {
+		os.Exit(m.Run()) // the tests skip themselves
+	}
+	binPath = os.Getenv("MODELSHIP_BIN")
+	var dir string
+	if binPath == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "modelship-bench-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		binPath = filepath.Join(dir, "modelship")
+		build := exec.Command("go", "build", "-o", binPath, "../cmd/modelship")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building modelship:", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	} else if abs, err := filepath.Abs(binPath); err == nil {
+		binPath = abs
+	}
+	code := m.Run()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// serveNoop is the ceiling: a Go net/http handler that reads the body and
+// answers a fixed JSON (the ONNX replica's own answer). It runs as a child
+// process (this test binary re-executed) so that it does not share a Go
+// runtime with the load generator, like the replicas.
+func serveNoop(bodyFile, addr string) int {
+	body, err := os.ReadFile(bodyFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	err = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+func needBench(t *testing.T) {
+	t.Helper()
+	if os.Getenv("MODELSHIP_BENCH") != "1" {
+		t.Skip("benchmarks run only with MODELSHIP_BENCH=1 (make bench)")
+	}
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("%s is missing; run scripts/setup.sh", python)
+	}
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// genMLP writes the ONNX MLP 64->256->10 (ReLU, softmax; random weights),
+// the same model as modelserver's benchmarks.
+const genMLP = `import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+rng = np.random.default_rng(7)
+W0 = rng.normal(0, 0.1, (64, 256)).astype(np.float32); B0 = np.zeros(256, np.float32)
+W1 = rng.normal(0, 0.1, (256, 10)).astype(np.float32); B1 = np.zeros(10, np.float32)
+g = helper.make_graph([
+    helper.make_node("Gemm", ["input", "W0", "B0"], ["z0"]),
+    helper.make_node("Relu", ["z0"], ["a0"]),
+    helper.make_node("Gemm", ["a0", "W1", "B1"], ["z1"]),
+    helper.make_node("Softmax", ["z1"], ["probabilities"], axis=1)],
+    "mlp",
+    [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])],
+    [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
+    [numpy_helper.from_array(a, n) for a, n in ((W0, "W0"), (B0, "B0"), (W1, "W1"), (B1, "B1"))])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+m.ir_version = 8
+onnx.save(m, sys.argv[1])
+`
+
+const trivialScore = `def init():
+    pass
+def run(raw):
+    return {"result": [0.5]}
+`
+
+const sleepScore = `import time
+def init():
+    pass
+def run(raw):
+    time.sleep(0.02)
+    return {"result": [0.5]}
+`
+
+const sklearnScore = `import glob, json, os
+import joblib, numpy as np
+def init():
+    global model
+    root = os.environ["AZUREML_MODEL_DIR"]
+    path = os.path.join(root, "model.pkl")
+    if not os.path.exists(path):
+        path = glob.glob(os.path.join(root, "**", "*.pkl"), recursive=True)[0]
+    model = joblib.load(path)
+def run(raw):
+    return model.predict(np.array(json.loads(raw)["data"])).tolist()
+`
+
+// Request bodies: one 1x64 FP32 row for the MLP, OIP and Azure style.
+var (
+	mlpRow    = strings.TrimSuffix(strings.Repeat("0,0.5,1,0.25,", 16), ",")
+	oipBody   = []byte(`{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":[` + mlpRow + `]}]}`)
+	scoreMLP  = []byte(`{"data":[[` + mlpRow + `]]}`)
+	scoreTiny = []byte(`{"data":[[1,2,3,4]]}`)
+	diabetes  = []byte(`{"data":[[0.038,0.050,0.061,0.021,-0.044,-0.034,-0.043,-0.002,0.019,-0.017]]}`)
+	jsonHdr   = http.Header{"Content-Type": {"application/json"}}
+)
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// post sends one request and returns the status and body.
+func post(t *testing.T, url string, hdr http.Header, body []byte) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(string(body)))
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func mustOK(t *testing.T, tg Target) []byte {
+	t.Helper()
+	code, b := post(t, tg.URL, tg.Header, tg.Body)
+	if code != 200 {
+		t.Fatalf("%s: %d %s", tg.Name, code, b)
+	}
+	return b
+}
+
+// TestBench measures, in one run on loopback: the no-op ceiling, replicas
+// directly, the same models through the real server's gateway with key
+// auth, deploy -> Healthy, autoscale reaction and idle memory, and writes
+// the Markdown tables to MODELSHIP_BENCH_OUT.
+func TestBench(t *testing.T) {
+	needBench(t)
+	ctx := t.Context()
+	rep := &report{}
+	defer rep.flush(t)
+
+	slice := envDuration("MODELSHIP_BENCH_SLICE", 1500*time.Millisecond)
+	rounds := envInt("MODELSHIP_BENCH_ROUNDS", 3)
+	workers := envInt("MODELSHIP_BENCH_WORKERS", 8)
+	openFor := envDuration("MODELSHIP_BENCH_OPEN", 3*time.Second)
+	const perReplica = 2
+	rep.settings = fmt.Sprintf("closed loop: %d clients (keep-alive), %d interleaved rounds of %v per target; open loop: vegeta, %v per run; %d-core machine; "+
+		"replicas with maxConcurrentRequestsPerContainer %d (direct: `serve-model --workers %d --max-concurrency %d`)",
+		workers, rounds, slice, openFor, runtimeCPUs(), perReplica, perReplica, perReplica)
+
+	// Models and scripts.
+	dir := t.TempDir()
+	mlp := filepath.Join(dir, "mlp", "mlp.onnx")
+	writeFile(t, filepath.Join(dir, "gen.py"), genMLP)
+	os.MkdirAll(filepath.Dir(mlp), 0o755)
+	run(t, python, filepath.Join(dir, "gen.py"), mlp)
+	writeFile(t, filepath.Join(dir, "trivial", "src", "score.py"), trivialScore)
+	writeFile(t, filepath.Join(dir, "sleep", "src", "score.py"), sleepScore)
+	writeFile(t, filepath.Join(dir, "sklearn", "src", "score.py"), sklearnScore)
+	pkl := filepath.Join(dir, "sklearn", "model.pkl")
+	root, _ := filepath.Abs("..")
+	run(t, python, filepath.Join(root, "examples", "diabetes", "train.py"), "-o", pkl)
+	dummy := filepath.Join(dir, "dummy.pkl")
+	writeFile(t, dummy, "weights")
+
+	// (1) the ceiling and (2) the replicas directly: serve-model children with
+	// the settings the server gives a replica of maxConcurrentRequestsPerContainer
+	// perReplica (that many Python workers, that many ONNX inferences at once).
+	onnxPort, pyPort := freePort(t), freePort(t)
+	onnxRep := startProc(t, "serve-model (onnx)", binPath, []string{"serve-model", "--model-dir", filepath.Dir(mlp),
+		"--model-name", "mlp", "--model-version", "1", "--runtime", "onnx", "--max-concurrency", strconv.Itoa(perReplica), "--port", strconv.Itoa(onnxPort)}, nil)
+	pyRep := startProc(t, "serve-model (score.py)", binPath, []string{"serve-model", "--entry-script", "score.py",
+		"--source-dir", filepath.Join(dir, "trivial", "src"), "--python", python, "--workers", strconv.Itoa(perReplica), "--port", strconv.Itoa(pyPort)}, nil)
+	onnxURL := fmt.Sprintf("http://127.0.0.1:%d", onnxPort)
+	pyURL := fmt.Sprintf("http://127.0.0.1:%d", pyPort)
+	waitHealthy(t, onnxRep, onnxURL+"/", 30*time.Second)
+	waitHealthy(t, pyRep, pyURL+"/", 30*time.Second)
+	directInfer := Target{Name: "onnx OIP infer, direct", URL: onnxURL + "/v2/models/mlp/infer", Body: oipBody, Header: jsonHdr}
+	directOnnxScore := Target{Name: "onnx /score, direct", URL: onnxURL + "/score", Body: scoreMLP, Header: jsonHdr}
+	directPy := Target{Name: "score.py /score, direct", URL: pyURL + "/score", Body: scoreTiny, Header: jsonHdr}
+	answer := mustOK(t, directInfer)
+	for range 20 {
+		mustOK(t, directInfer)
+		mustOK(t, directOnnxScore)
+	}
+	time.Sleep(500 * time.Millisecond)
+	rep.onnxReplicaIdleMiB = rssMiB(onnxRep.pid())
+
+	noopBody := filepath.Join(dir, "noop.json")
+	writeFile(t, noopBody, string(answer))
+	self, _ := os.Executable()
+	noopAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	noop := startProc(t, "no-op handler", self, []string{"-test.run=^$"}, []string{noopBodyEnv + "=" + noopBody, noopListenEnv + "=" + noopAddr})
+	noopT := Target{Name: "no-op Go handler (ceiling)", URL: "http://" + noopAddr + "/v2/models/mlp/infer", Body: oipBody, Header: jsonHdr}
+	waitHealthy(t, noop, "http://"+noopAddr+"/", 10*time.Second)
+
+	// (3) the real server, key auth on.
+	s := startServer(t, binPath)
+	time.Sleep(time.Second)
+	rep.serverEmptyMiB = rssMiB(s.pid())
+	s.cli(ctx, t, "model", "register", "-n", "mlp", "-p", mlp, "--model-framework", "Onnx")
+	s.cli(ctx, t, "model", "register", "-n", "dummy", "-p", dummy)
+	s.cli(ctx, t, "model", "register", "-n", "diabetes", "-p", pkl, "--model-framework", "ScikitLearn")
+	const small = `"containerResourceRequirements": {"cpu": 0.1, "memoryInGB": 0.2}`
+	fixed := fmt.Sprintf(`{"computeType": "aks", "numReplicas": 1, "authEnabled": true, "maxConcurrentRequestsPerContainer": %d, %s}`, perReplica, small)
+	ic := func(name string) string {
+		p := filepath.Join(dir, name, "ic.json")
+		writeFile(t, p, fmt.Sprintf(`{"entryScript": "score.py", "sourceDirectory": %q, "environment": {"python": {"interpreterPath": %q}}}`,
+			filepath.Join(dir, name, "src"), python))
+		return p
+	}
+	dc := func(name, content string) string {
+		p := filepath.Join(dir, name, "dc.json")
+		writeFile(t, p, content)
+		return p
+	}
+	deploy := func(name, model string, args ...string) (time.Duration, error) {
+		start := time.Now()
+		_, err := s.tryCLI(ctx, append([]string{"model", "deploy", "-ct", "local", "-n", name, "-m", model}, args...)...)
+		d := time.Since(start)
+		if err != nil {
+			return d, err
+		}
+		if svc, err := s.getService(ctx, name); err != nil || svc.State != "Healthy" {
+			return d, fmt.Errorf("%s after deploy: %+v %v", name, svc, err)
+		}
+		return d, nil
+	}
+	mustDeploy := func(name, model string, args ...string) time.Duration {
+		t.Helper()
+		d, err := deploy(name, model, args...)
+		if err != nil {
+			t.Fatalf("%v\nserver log (tail):\n%s", err, tail(s.log.String(), 3000))
+		}
+		return d
+	}
+	// The ONNX no-code deploy is allowed to fail: the rest is still measured
+	// and the report says why the ONNX gateway rows are missing.
+	var onnxErr error
+	rep.deployONNX, onnxErr = deploy("onnx-svc", "mlp:1", "-dc", dc("onnx", fixed))
+	if onnxErr != nil {
+		rep.onnxDeployErr = onnxErr.Error()
+		rep.deployONNX = 0
+		t.Errorf("ONNX no-code deploy failed; continuing without the ONNX gateway rows: %v", onnxErr)
+	}
+	rep.deploySklearn = mustDeploy("sklearn-svc", "diabetes:1", "-ic", ic("sklearn"), "-dc", dc("sklearn", fixed))
+	time.Sleep(2 * time.Second)
+	rep.serverOneSvcMiB = rssMiB(s.pid())
+	mustDeploy("py-svc", "dummy:1", "-ic", ic("trivial"), "-dc", dc("trivial", fixed))
+	key := func(name string) http.Header {
+		out := s.cli(ctx, t, "service", "get-keys", name, "-o", "json")
+		k := strings.Split(strings.Split(out, `"primaryKey": "`)[1], `"`)[0]
+		return http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + k}}
+	}
+	gwURL := func(name string) string { return s.gateway + "/api/v1/service/" + name + "/score" }
+	gwPy := Target{Name: "score.py /score, gateway", URL: gwURL("py-svc"), Body: scoreTiny, Header: key("py-svc")}
+	gwSklearn := Target{Name: "sklearn score.py, gateway", URL: gwURL("sklearn-svc"), Body: diabetes, Header: key("sklearn-svc")}
+	mustOK(t, gwSklearn)
+	type pair struct{ direct, gw Target }
+	pairs := []pair{{directPy, gwPy}}
+	targets := []Target{noopT, directInfer, directOnnxScore, directPy, gwPy}
+	if onnxErr == nil {
+		gwOnnx := Target{Name: "onnx /score, gateway", URL: gwURL("onnx-svc"), Body: scoreMLP, Header: key("onnx-svc")}
+		pairs = append([]pair{{directOnnxScore, gwOnnx}}, pairs...)
+		targets = append(targets, gwOnnx)
+	}
+
+	// Closed-loop maximum, targets interleaved in short slices so that drift
+	// in the machine's background load hits all of them alike.
+	closed := map[string]Result{}
+	for _, tg := range targets { // warm-up: connections, workers, code paths
+		if r := ClosedLoop(ctx, tg, workers, 20*workers, 5*time.Second); r.Errors > 0 {
+			t.Fatalf("%s warm-up: %v (%s)", tg.Name, r, r.FirstErr)
+		}
+		closed[tg.Name] = Result{Codes: map[int]int{}}
+	}
+	for range rounds {
+		for _, tg := range targets {
+			closed[tg.Name] = merge(closed[tg.Name], ClosedLoop(ctx, tg, workers, math.MaxInt32, slice))
+		}
+	}
+	for _, tg := range targets {
+		t.Logf("closed  %-28s %v", tg.Name, closed[tg.Name])
+		rep.closed = append(rep.closed, row{tg, closed[tg.Name]})
+	}
+
+	// Open loop: each replica directly at half its own maximum; the gateway
+	// at the same rate as its direct counterpart (issue 4), and at half the
+	// gateway's own maximum when that is lower.
+	half := func(r Result) int { return max(int(r.RPS()/2), 1) }
+	openRun := func(tg Target, rate int) Result {
+		r := OpenLoop(ctx, tg, rate, openFor)
+		t.Logf("open    %-28s @%d/s %v", tg.Name, rate, r)
+		rep.open = append(rep.open, openRow{row{tg, r}, rate})
+		return r
+	}
+	openRun(noopT, half(closed[noopT.Name]))
+	openRun(directInfer, half(closed[directInfer.Name]))
+	for _, p := range pairs {
+		dClosed, gClosed := closed[p.direct.Name], closed[p.gw.Name]
+		rate := half(dClosed)
+		cmp := gatewayCmp{name: p.direct.Name, direct: dClosed, gateway: gClosed, rate: rate}
+		cmp.dOpen = openRun(p.direct, rate)
+		cmp.gOpen = openRun(p.gw, rate)
+		if gr := half(gClosed); gr < rate {
+			cmp.lowRate = gr
+			cmp.dLow = openRun(p.direct, gr)
+			cmp.gLow = openRun(p.gw, gr)
+		}
+		rep.gateway = append(rep.gateway, cmp)
+	}
+
+	// Autoscale reaction: 1 replica, target 70 %, refresh 1 s; step from 1
+	// to 4 closed-loop clients on a score.py that sleeps 20 ms.
+	const clients, target = 4, 70
+	auto := fmt.Sprintf(`{"computeType": "aks", "authEnabled": true, %s, "autoScaler": {"autoscaleEnabled": true,
+		"minReplicas": 1, "maxReplicas": 10, "refreshPeriodInSeconds": 1, "targetUtilization": %d}}`, small, target)
+	mustDeploy("sleep-svc", "dummy:1", "-ic", ic("sleep"), "-dc", dc("sleep", auto))
+	sleepT := Target{Name: "sleep 20 ms score.py, gateway", URL: gwURL("sleep-svc"), Body: scoreTiny, Header: key("sleep-svc")}
+	rep.autoscale = measureAutoscale(ctx, t, s, sleepT, clients, target)
+
+	// Idle memory after all of it.
+	time.Sleep(2 * time.Second)
+	rep.serverEndMiB = rssMiB(s.pid())
+	rep.onnxReplicaEndMiB = rssMiB(onnxRep.pid())
+}
+
+func merge(a, b Result) Result {
+	// Percentiles cannot be merged exactly; keep the worst slice's, which
+	// is what a reader of p99 wants to know.
+	out := Result{Requests: a.Requests + b.Requests, Errors: a.Errors + b.Errors, Codes: map[int]int{},
+		Elapsed: a.Elapsed + b.Elapsed, P50: max(a.P50, b.P50), P99: max(a.P99, b.P99), FirstErr: a.FirstErr}
+	if out.FirstErr == "" {
+		out.FirstErr = b.FirstErr
+	}
+	for _, m := range []map[int]int{a.Codes, b.Codes} {
+		for c, n := range m {
+			out.Codes[c] += n
+		}
+	}
+	return out
+}
+
+// autoscaleResult is what measureAutoscale saw.
+type autoscaleResult struct {
+	clients, target, needed int
+	toDesired, toReady      time.Duration // -1: not reached
+	maxDesired, maxReady    int
+	load                    Result
+	other5xx, got503        int
+}
+
+// measureAutoscale runs 1 client for 3 s, then clients for up to 15 s while
+// polling the service, and reports when the desired and the ready replica
+// counts reached ceil(clients / (target/100)).
+func measureAutoscale(ctx context.Context, t *testing.T, s *server, tg Target, clients, target int) autoscaleResult {
+	res := autoscaleResult{clients: clients, target: target, toDesired: -1, toReady: -1,
+		needed: int(math.Ceil(float64(clients) * 100 / float64(target)))}
+	ClosedLoop(ctx, tg, 1, math.MaxInt32, 3*time.Second)
+	loadCtx, stop := context.WithCancel(ctx)
+	done := make(chan Result, 1)
+	start := time.Now()
+	go func() { done <- ClosedLoop(loadCtx, tg, clients, math.MaxInt32, 15*time.Second) }()
+	var readyAt time.Time
+	for time.Since(start) < 15*time.Second {
+		svc, err := s.getService(ctx, "sleep-svc")
+		if err == nil {
+			res.maxDesired = max(res.maxDesired, svc.DesiredReplicas)
+			res.maxReady = max(res.maxReady, svc.ready())
+			if res.toDesired < 0 && svc.DesiredReplicas >= res.needed {
+				res.toDesired = time.Since(start)
+			}
+			if res.toReady < 0 && svc.ready() >= res.needed {
+				res.toReady = time.Since(start)
+				readyAt = time.Now()
+			}
+		}
+		if !readyAt.IsZero() && time.Since(readyAt) > 2*time.Second {
+			break // keep the load on a little after scaling, for the error count
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	res.load = <-done
+	for c, n := range res.load.Codes {
+		switch {
+		case c == 503:
+			res.got503 += n
+		case c >= 500 || c == 0:
+			res.other5xx += n
+		}
+	}
+	t.Logf("autoscale: %+v", res)
+	return res
+}
