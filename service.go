@@ -102,6 +102,10 @@ type Service struct {
 	DesiredReplicas int `json:"desiredReplicas"`
 	// Scaling is the autoscaler's last decision, for display.
 	Scaling string `json:"scaling,omitempty"`
+	// Endpoint and Version are set when this deployment is a version of an
+	// endpoint; such records are internal (named "<endpoint>.<version>").
+	Endpoint string `json:"endpoint,omitempty"`
+	Version  string `json:"version,omitempty"`
 }
 
 // ServiceKeys are a service's two keys (Azure's get_keys()).

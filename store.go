@@ -31,6 +31,7 @@ type Store interface {
 	ModelStore
 	ServiceStore
 	ComputeTargetStore
+	EndpointStore
 	// Close releases the store.
 	Close() error
 }

@@ -246,6 +246,9 @@ with a built-in scoring script. Flags such as --cpu-cores override the config fi
 			if err != nil {
 				return err
 			}
+			if d.Endpoint != nil {
+				return finishEndpoint(cmd, c, ws, name, &client.EndpointChange{Endpoint: d.Endpoint, OperationID: d.OperationID, Workspace: ws})
+			}
 			return finishOperation(cmd, c, ws, d.OperationID, name, noWait, showOutput)
 		},
 	}

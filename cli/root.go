@@ -42,7 +42,7 @@ else the local server's data dir (MODELSHIP_DATA_DIR or ~/.modelship).`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringP("workspace", "w", envOr("MODELSHIP_WORKSPACE", modelship.DefaultWorkspace), "workspace to work in (env MODELSHIP_WORKSPACE)")
-	root.AddCommand(newModelCmd(), newWorkspaceCmd(), newServiceCmd(), newComputeTargetCmd())
+	root.AddCommand(newModelCmd(), newWorkspaceCmd(), newServiceCmd(), newEndpointCmd(), newComputeTargetCmd())
 	return root
 }
 

@@ -29,6 +29,7 @@ type Client struct {
 	Workspaces     *WorkspacesClient
 	Models         *ModelsClient
 	Services       *ServicesClient
+	Endpoints      *EndpointsClient
 	ComputeTargets *ComputeTargetsClient
 }
 
@@ -65,6 +66,7 @@ func New(baseURL, token string, opts ...Option) *Client {
 	c.Workspaces = &WorkspacesClient{c: c}
 	c.Models = &ModelsClient{c: c}
 	c.Services = &ServicesClient{c: c}
+	c.Endpoints = &EndpointsClient{c: c}
 	c.ComputeTargets = &ComputeTargetsClient{c: c}
 	return c
 }

@@ -31,9 +31,12 @@ func svcPath(ws, name string) string { return wsPath(ws) + "/services/" + url.Pa
 // Deployment is a started deploy, update or delete: the service as accepted
 // and the asynchronous operation to follow.
 type Deployment struct {
-	c           *Client
-	Workspace   string
-	Service     *modelship.Service
+	c         *Client
+	Workspace string
+	Service   *modelship.Service
+	// Endpoint is set when the deployment config had computeType
+	// AKSENDPOINT: the deploy created an endpoint.
+	Endpoint    *modelship.Endpoint
 	OperationID string
 }
 
@@ -89,7 +92,7 @@ func (s *ServicesClient) Deploy(ctx context.Context, ws string, req *modelship.D
 	if err := s.c.sendJSON(ctx, http.MethodPost, wsPath(ws)+"/services", req, &out); err != nil {
 		return nil, err
 	}
-	return &Deployment{c: s.c, Workspace: ws, Service: out.Service, OperationID: out.OperationID}, nil
+	return &Deployment{c: s.c, Workspace: ws, Service: out.Service, Endpoint: out.Endpoint, OperationID: out.OperationID}, nil
 }
 
 // Update starts an update of a service.

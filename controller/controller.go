@@ -49,6 +49,9 @@ type Config struct {
 	// TokenTTL is the lifetime of access tokens (default 24 h: refresh
 	// after 12 h, expiry after 24 h).
 	TokenTTL time.Duration
+	// VersionStats returns the front end's live statistics of a version of
+	// a route (optional; used by `endpoint show --metrics`).
+	VersionStats func(route, version string) (*modelship.VersionStats, bool)
 	// ScaleDownDelay overrides how long utilization must stay low before
 	// the autoscaler removes a replica (default 60 s).
 	ScaleDownDelay time.Duration
@@ -139,7 +142,11 @@ func (c *Controller) Start(ctx context.Context) error {
 		running[key(op.Workspace, op.Target)] = op
 	}
 	for _, svc := range svcs {
-		op := running[key(svc.Workspace, svc.Name)]
+		op := running[key(svc.Workspace, ownerName(svc))]
+		if op != nil && svc.Endpoint != "" && op.Kind == modelship.OpDelete {
+			// An endpoint delete resumes below, once per endpoint.
+			op = nil
+		}
 		if op != nil && op.Kind == modelship.OpDelete {
 			c.resumeDelete(svc, op)
 			continue
@@ -150,15 +157,29 @@ func (c *Controller) Start(ctx context.Context) error {
 		c.store().PutService(ctx, svc)
 		if op != nil {
 			c.mu.Lock()
-			c.busy[key(svc.Workspace, svc.Name)] = op.ID
+			c.busy[key(svc.Workspace, ownerName(svc))] = op.ID
 			c.mu.Unlock()
 			c.store().AppendOperationLog(ctx, op.ID, "The control plane restarted; resuming")
 			c.startFollow(svc, op)
 		}
 		c.startObserver(svc.Workspace, svc.Name)
 	}
+	eps, err := c.cfg.Store.ListEndpoints(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if err := c.loadKeys(ctx, ep.Workspace, ep.Name); err != nil {
+			c.log.Error("loading endpoint keys", "endpoint", ep.Name, "err", err)
+		}
+		if op := running[key(ep.Workspace, ep.Name)]; op != nil && op.Kind == modelship.OpDelete {
+			c.resumeEndpointDelete(ep, op)
+		}
+	}
 	for _, op := range ops {
-		if _, err := c.cfg.Store.FindService(ctx, op.Workspace, op.Target); modelship.ErrorCode(err) == modelship.ENOTFOUND {
+		_, serr := c.cfg.Store.FindService(ctx, op.Workspace, op.Target)
+		_, eerr := c.cfg.Store.FindEndpoint(ctx, op.Workspace, op.Target)
+		if modelship.ErrorCode(serr) == modelship.ENOTFOUND && modelship.ErrorCode(eerr) == modelship.ENOTFOUND {
 			c.cfg.Store.FinishOperation(ctx, op.ID, modelship.OpSucceeded, nil)
 		}
 	}

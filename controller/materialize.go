@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -78,8 +79,57 @@ func (c *cache) extract(ctx context.Context, digest string, fill func(dst string
 	return final, nil
 }
 
+// linkTree recreates the tree src at dst with hard links to src's files
+// (a copy when linking fails, e.g. across file systems); symlinks inside
+// the tree stay symlinks. The folders are real, so tools that walk the
+// model directory see ordinary files.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, target)
+		default:
+			if err := os.Link(p, target); err == nil {
+				return nil
+			}
+			return copyFile(p, target)
+		}
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // modelRoot lays out the models of a deployment as Azure does, under
-// <dir>/azureml-models/<name>/<version> (symlinks into the cache), and
+// <dir>/azureml-models/<name>/<version> (hard links into the cache), and
 // returns AZUREML_MODEL_DIR: the single model's folder, or the root when
 // there are several (spec §2.3).
 func (c *cache) modelRoot(ctx context.Context, dir string, models []*modelship.ModelVersion) (string, error) {
@@ -92,16 +142,18 @@ func (c *cache) modelRoot(ctx context.Context, dir string, models []*modelship.M
 		if err != nil {
 			return "", err
 		}
-		parent := filepath.Join(root, mv.Name)
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return "", err
-		}
-		link := filepath.Join(parent, fmt.Sprint(mv.Version))
-		if cur, err := os.Readlink(link); err == nil && cur == src {
+		dst := filepath.Join(root, mv.Name, fmt.Sprint(mv.Version))
+		// The marker lives outside the model folder, which must hold only
+		// the model's own files (get_model_path counts them).
+		marker := filepath.Join(dir, fmt.Sprintf(".complete-%s-%d", mv.Name, mv.Version))
+		if _, err := os.Stat(marker); err == nil {
 			continue
 		}
-		os.Remove(link)
-		if err := os.Symlink(src, link); err != nil {
+		os.RemoveAll(dst)
+		if err := linkTree(src, dst); err != nil {
+			return "", fmt.Errorf("laying out model %s: %w", mv.ID(), err)
+		}
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
 			return "", err
 		}
 	}

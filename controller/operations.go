@@ -13,13 +13,18 @@ import (
 // beginOp marks a service busy with a new operation; ECONFLICT when another
 // operation is running (as Azure's 409).
 func (c *Controller) beginOp(ctx context.Context, svc *modelship.Service, kind string) (*modelship.Operation, error) {
-	k := key(svc.Workspace, svc.Name)
+	owner := ownerName(svc)
+	k := key(svc.Workspace, owner)
 	c.mu.Lock()
 	if id := c.busy[k]; id != "" {
 		c.mu.Unlock()
-		return nil, modelship.Errorf(modelship.ECONFLICT, "service %q is busy with operation %s; wait for it (`modelship service wait %s`) and try again", svc.Name, id, svc.Name)
+		what, verb := "service", "service"
+		if svc.Endpoint != "" {
+			what, verb = "endpoint", "endpoint"
+		}
+		return nil, modelship.Errorf(modelship.ECONFLICT, "%s %q is busy with operation %s; wait for it (`modelship %s wait %s`) and try again", what, owner, id, verb, owner)
 	}
-	op := &modelship.Operation{ID: newID(), Workspace: svc.Workspace, Target: svc.Name, Kind: kind, State: modelship.OpRunning, CreatedTime: time.Now().UTC()}
+	op := &modelship.Operation{ID: newID(), Workspace: svc.Workspace, Target: owner, Kind: kind, State: modelship.OpRunning, CreatedTime: time.Now().UTC()}
 	c.busy[k] = op.ID
 	c.mu.Unlock()
 	if err := c.store().CreateOperation(ctx, op); err != nil {
@@ -41,11 +46,21 @@ func (c *Controller) logOp(op *modelship.Operation, format string, args ...any) 
 
 func (c *Controller) endOp(svc *modelship.Service, op *modelship.Operation, state string, opErr *modelship.ServiceError) {
 	c.store().FinishOperation(context.Background(), op.ID, state, opErr)
+	k := key(op.Workspace, op.Target)
 	c.mu.Lock()
-	if c.busy[key(svc.Workspace, svc.Name)] == op.ID {
-		delete(c.busy, key(svc.Workspace, svc.Name))
+	if c.busy[k] == op.ID {
+		delete(c.busy, k)
 	}
 	c.mu.Unlock()
+}
+
+// ownerName is what operations and the busy lock are about: the endpoint
+// for an endpoint version, else the service.
+func ownerName(svc *modelship.Service) string {
+	if svc.Endpoint != "" {
+		return svc.Endpoint
+	}
+	return svc.Name
 }
 
 // failOp ends an operation that could not start.
@@ -260,15 +275,15 @@ func (c *Controller) observe(ws, name string) {
 			return
 		case <-t.C:
 		}
-		c.mu.Lock()
-		busy := c.busy[key(ws, name)] != ""
-		c.mu.Unlock()
-		if busy {
-			continue
-		}
 		svc, err := c.store().FindService(ctx, ws, name)
 		if err != nil {
 			return
+		}
+		c.mu.Lock()
+		busy := c.busy[key(ws, ownerName(svc))] != ""
+		c.mu.Unlock()
+		if busy {
+			continue
 		}
 		c.mu.Lock()
 		d := c.drivers[c.driverKey(ws, svc.ComputeTarget)]

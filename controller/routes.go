@@ -22,49 +22,119 @@ func (c *Controller) publish(ctx context.Context) {
 	}
 	c.gen++
 	table := &modelship.RouteTable{Generation: c.gen, TokenPublicKeys: c.cfg.Signer.PublicKeys(), Routes: []modelship.Route{}}
+	byName := map[string]*modelship.Service{}
 	for _, svc := range svcs {
-		if svc.State == modelship.StateDeleting {
+		byName[key(svc.Workspace, svc.Name)] = svc
+		if svc.State == modelship.StateDeleting || svc.Endpoint != "" {
 			continue
 		}
-		s := svc.Settings
-		rt := modelship.Route{Kind: modelship.RouteService, Workspace: svc.Workspace, Name: svc.Name, Auth: s.AuthMode, TokenAudience: audience(svc.Workspace, svc.Name)}
-		if s.AuthMode == modelship.AuthKey {
-			c.mu.Lock()
-			keys := c.keys[key(svc.Workspace, svc.Name)]
-			c.mu.Unlock()
-			for _, k := range keys {
-				if k != "" {
-					rt.KeyHashes = append(rt.KeyHashes, auth.HashKey(k))
-				}
-			}
-		}
-		v := modelship.RouteVersion{Name: svc.Name, TrafficPercent: 100, IsDefault: true,
-			MaxConcurrentRequestsPerContainer: max(s.MaxConcurrentRequestsPerContainer, 1), MaxQueueWait: s.MaxQueueWait,
-			ScoringTimeout: s.ScoringTimeout, Models: svc.Models, Replicas: []modelship.ReplicaEndpoint{}, Autoscale: s.Autoscale()}
-		c.mu.Lock()
-		d := c.drivers[c.driverKey(svc.Workspace, svc.ComputeTarget)]
-		c.mu.Unlock()
-		if d != nil {
-			if st, err := d.Status(ctx, c.deploymentID(svc.Workspace, svc.Name)); err == nil {
-				for _, r := range st.Replicas {
-					if r.URL != "" && (r.State == "Running" || r.State == "Starting" || r.Ready) && r.State != "Terminating" {
-						v.Replicas = append(v.Replicas, modelship.ReplicaEndpoint{ID: r.ID, URL: r.URL, Ready: r.Ready})
-					}
-				}
-			}
-		}
-		if v.Autoscale != nil && c.cfg.ScaleDownDelay > 0 {
-			v.Autoscale.ScaleDownDelay = c.cfg.ScaleDownDelay
-		}
+		rt := c.routeFor(modelship.RouteService, svc.Workspace, svc.Name, svc.Settings.AuthMode)
+		v := c.routeVersion(ctx, svc, svc.Name)
+		v.TrafficPercent, v.IsDefault = 100, true
 		rt.Versions = []modelship.RouteVersion{v}
 		table.Routes = append(table.Routes, rt)
+	}
+	eps, err := c.store().ListEndpoints(ctx, "")
+	if err != nil {
+		c.log.Error("building routes", "err", err)
+		return
+	}
+	for _, ep := range eps {
+		if ep.State == modelship.StateDeleting {
+			continue
+		}
+		rt := c.routeFor(modelship.RouteEndpoint, ep.Workspace, ep.Name, ep.AuthMode)
+		eff := modelship.EffectiveTraffic(ep.Versions)
+		// A version without a ready replica lends its share to the default
+		// version until it has one, so a new version never causes 503s.
+		lent := 0.0
+		defaultIdx := -1
+		for _, ev := range ep.Versions {
+			svc := byName[key(ep.Workspace, versionService(ep.Name, ev.Name))]
+			if svc == nil || svc.State == modelship.StateDeleting {
+				lent += eff[ev.Name]
+				continue
+			}
+			v := c.routeVersion(ctx, svc, ev.Name)
+			v.TrafficPercent = eff[ev.Name]
+			v.MirrorPercent, v.IsDefault = ev.MirrorPercentile, ev.IsDefault
+			v.IsControl = ev.VersionType == modelship.VersionTypeControl
+			if !anyReady(v.Replicas) && !ev.IsDefault {
+				lent += v.TrafficPercent
+				v.TrafficPercent = 0
+			}
+			if ev.IsDefault {
+				defaultIdx = len(rt.Versions)
+			}
+			rt.Versions = append(rt.Versions, v)
+		}
+		if defaultIdx >= 0 {
+			rt.Versions[defaultIdx].TrafficPercent += lent
+		}
+		if len(rt.Versions) > 0 {
+			table.Routes = append(table.Routes, rt)
+		}
 	}
 	c.cfg.Publish(table)
 }
 
+func anyReady(rs []modelship.ReplicaEndpoint) bool {
+	for _, r := range rs {
+		if r.Ready {
+			return true
+		}
+	}
+	return false
+}
+
+// routeFor starts the route of a service or endpoint with its auth.
+func (c *Controller) routeFor(kind, ws, name, authMode string) modelship.Route {
+	rt := modelship.Route{Kind: kind, Workspace: ws, Name: name, Auth: authMode, TokenAudience: audience(ws, name)}
+	if authMode == modelship.AuthKey {
+		c.mu.Lock()
+		keys := c.keys[key(ws, name)]
+		c.mu.Unlock()
+		for _, k := range keys {
+			if k != "" {
+				rt.KeyHashes = append(rt.KeyHashes, auth.HashKey(k))
+			}
+		}
+	}
+	return rt
+}
+
+// routeVersion describes one deployment (a service or endpoint version)
+// with its ready replicas.
+func (c *Controller) routeVersion(ctx context.Context, svc *modelship.Service, name string) modelship.RouteVersion {
+	s := svc.Settings
+	v := modelship.RouteVersion{Name: name, MaxConcurrentRequestsPerContainer: max(s.MaxConcurrentRequestsPerContainer, 1),
+		MaxQueueWait: s.MaxQueueWait, ScoringTimeout: s.ScoringTimeout, Models: svc.Models,
+		Replicas: []modelship.ReplicaEndpoint{}, Autoscale: s.Autoscale()}
+	if v.Autoscale != nil && c.cfg.ScaleDownDelay > 0 {
+		v.Autoscale.ScaleDownDelay = c.cfg.ScaleDownDelay
+	}
+	c.mu.Lock()
+	d := c.drivers[c.driverKey(svc.Workspace, svc.ComputeTarget)]
+	c.mu.Unlock()
+	if d != nil {
+		if st, err := d.Status(ctx, c.deploymentID(svc.Workspace, svc.Name)); err == nil {
+			for _, r := range st.Replicas {
+				if r.URL != "" && r.State != "Terminating" {
+					v.Replicas = append(v.Replicas, modelship.ReplicaEndpoint{ID: r.ID, URL: r.URL, Ready: r.Ready})
+				}
+			}
+		}
+	}
+	return v
+}
+
 // SetReplicas applies an autoscaling decision of the front end.
 func (c *Controller) SetReplicas(ctx context.Context, ws, route, version string, n int) error {
-	svc, err := c.store().FindService(ctx, ws, route)
+	name := route
+	if version != "" && version != route {
+		name = versionService(route, version)
+	}
+	svc, err := c.store().FindService(ctx, ws, name)
 	if err != nil {
 		return err
 	}
@@ -80,10 +150,10 @@ func (c *Controller) SetReplicas(ctx context.Context, ws, route, version string,
 	if err != nil {
 		return err
 	}
-	if err := d.Scale(ctx, c.deploymentID(ws, route), n); err != nil {
+	if err := d.Scale(ctx, c.deploymentID(ws, svc.Name), n); err != nil {
 		return err
 	}
-	c.log.Info("autoscaling", "service", route, "from", svc.DesiredReplicas, "to", n)
+	c.log.Info("autoscaling", "service", svc.Name, "from", svc.DesiredReplicas, "to", n)
 	svc.DesiredReplicas = n
 	return c.store().PutService(ctx, svc)
 }

@@ -69,7 +69,7 @@ func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.Deplo
 	if err := c.checkGatewayName(ctx, ws, req.Name); err != nil {
 		return nil, nil, err
 	}
-	existing, err := c.store().FindService(ctx, ws, req.Name)
+	existing, err := c.findService(ctx, ws, req.Name)
 	if err == nil {
 		if !req.Overwrite {
 			return nil, nil, modelship.Errorf(modelship.ECONFLICT, "service %q already exists in workspace %q; pass --overwrite to replace it, or use `modelship service update`", req.Name, ws)
@@ -221,6 +221,15 @@ func (c *Controller) checkGatewayName(ctx context.Context, ws, name string) erro
 			return modelship.Errorf(modelship.ECONFLICT, "service name %q is already used in workspace %q; scoring URIs (/api/v1/service/<name>/score) are shared by all workspaces, so pick another name", name, s.Workspace)
 		}
 	}
+	eps, err := c.store().ListEndpoints(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, e := range eps {
+		if e.Name == name {
+			return modelship.Errorf(modelship.ECONFLICT, "the name %q is taken by an endpoint in workspace %q; services and endpoints share one name space on the front end", name, e.Workspace)
+		}
+	}
 	return nil
 }
 
@@ -309,7 +318,11 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 		}
 		models = append(models, mv)
 	}
-	layout := filepath.Join(c.cfg.DataDir, "deployments", svc.Workspace, svc.Name, strconv.FormatInt(svc.Generation, 10))
+	lh := sha256.New()
+	for _, mv := range models {
+		fmt.Fprintf(lh, "%s %s\n", mv.ID(), mv.SHA256)
+	}
+	layout := filepath.Join(c.cfg.DataDir, "deployments", svc.Workspace, svc.Name, hex.EncodeToString(lh.Sum(nil))[:12])
 	modelDir, err := c.cache.modelRoot(ctx, layout, models)
 	if err != nil {
 		return nil, fmt.Errorf("preparing models: %w", err)
@@ -321,7 +334,6 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 		"SCORING_TIMEOUT_MS":           strconv.FormatInt(s.ScoringTimeout.Milliseconds(), 10),
 		"WORKER_COUNT":                 strconv.Itoa(max(s.MaxConcurrentRequestsPerContainer, 1)),
 		"SERVICE_NAME":                 svc.Name,
-		"SERVICE_VERSION":              strconv.FormatInt(svc.Generation, 10),
 		"WORKSPACE_NAME":               svc.Workspace,
 		"AML_APP_INSIGHTS_ENABLED":     strconv.FormatBool(s.AppInsightsEnabled),
 		"AML_MODEL_DC_STORAGE_ENABLED": strconv.FormatBool(s.DataCollectionEnabled),
@@ -375,9 +387,21 @@ func (c *Controller) applyService(ctx context.Context, svc *modelship.Service) e
 	return d.Apply(ctx, spec)
 }
 
+// findService returns a user-visible service (not an endpoint version).
+func (c *Controller) findService(ctx context.Context, ws, name string) (*modelship.Service, error) {
+	svc, err := c.store().FindService(ctx, ws, name)
+	if err != nil {
+		return nil, err
+	}
+	if svc.Endpoint != "" {
+		return nil, modelship.Errorf(modelship.ENOTFOUND, "service %q not found in workspace %q (it is version %q of endpoint %q; use `modelship endpoint`)", name, ws, svc.Version, svc.Endpoint)
+	}
+	return svc, nil
+}
+
 // Get returns a service with its live replica states and URIs.
 func (c *Controller) Get(ctx context.Context, ws, name string) (*modelship.Service, error) {
-	svc, err := c.store().FindService(ctx, ws, name)
+	svc, err := c.findService(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
@@ -386,12 +410,15 @@ func (c *Controller) Get(ctx context.Context, ws, name string) (*modelship.Servi
 
 // List returns a workspace's services.
 func (c *Controller) List(ctx context.Context, ws string) ([]*modelship.Service, error) {
-	svcs, err := c.store().ListServices(ctx, ws)
+	all, err := c.store().ListServices(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
-	for i, s := range svcs {
-		svcs[i] = c.decorate(ctx, s)
+	svcs := []*modelship.Service{}
+	for _, s := range all {
+		if s.Endpoint == "" {
+			svcs = append(svcs, c.decorate(ctx, s))
+		}
 	}
 	return svcs, nil
 }
@@ -427,7 +454,7 @@ func (c *Controller) driverKey(ws, target string) string {
 
 // Keys returns a service's keys.
 func (c *Controller) Keys(ctx context.Context, ws, name string) (*modelship.ServiceKeys, error) {
-	svc, err := c.store().FindService(ctx, ws, name)
+	svc, err := c.findService(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
@@ -443,13 +470,23 @@ func (c *Controller) Keys(ctx context.Context, ws, name string) (*modelship.Serv
 // RegenKey replaces the Primary or Secondary key (with value when given).
 // The old key stops working at the front end before this returns.
 func (c *Controller) RegenKey(ctx context.Context, ws, name, which, value string) (*modelship.ServiceKeys, error) {
-	idx := map[string]int{"Primary": 0, "Secondary": 1}
-	i, ok := idx[which]
-	if !ok {
+	if which != "Primary" && which != "Secondary" {
 		return nil, modelship.Errorf(modelship.EINVALID, "key %q is invalid; use Primary or Secondary (capitalised, as in Azure)", which)
 	}
 	if _, err := c.Keys(ctx, ws, name); err != nil {
 		return nil, err
+	}
+	return c.regen(ctx, ws, name, which, value)
+}
+
+// regen replaces one key of a service or endpoint.
+func (c *Controller) regen(ctx context.Context, ws, name, which, value string) (*modelship.ServiceKeys, error) {
+	if which != "Primary" && which != "Secondary" {
+		return nil, modelship.Errorf(modelship.EINVALID, "key %q is invalid; use Primary or Secondary (capitalised, as in Azure)", which)
+	}
+	i := 0
+	if which == "Secondary" {
+		i = 1
 	}
 	if value == "" {
 		k, err := auth.GenerateKey()
@@ -484,7 +521,7 @@ func (c *Controller) RegenKey(ctx context.Context, ws, name, which, value string
 
 // Token issues an access token for a token-auth service.
 func (c *Controller) Token(ctx context.Context, ws, name string) (*modelship.AccessToken, error) {
-	svc, err := c.store().FindService(ctx, ws, name)
+	svc, err := c.findService(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
@@ -502,7 +539,7 @@ func audience(ws, name string) string { return "modelship:" + ws + "/" + name }
 
 // Logs returns replica output.
 func (c *Controller) Logs(ctx context.Context, ws, name string, opts modelship.LogOptions) ([]string, error) {
-	svc, err := c.store().FindService(ctx, ws, name)
+	svc, err := c.findService(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}
@@ -526,6 +563,9 @@ func (c *Controller) ModelInUse(ctx context.Context, ws string, mv *modelship.Mo
 	for _, s := range svcs {
 		for _, m := range s.Models {
 			if m == mv.ID() {
+				if s.Endpoint != "" {
+					return fmt.Sprintf("version %q of endpoint %q", s.Version, s.Endpoint), nil
+				}
 				return fmt.Sprintf("service %q", s.Name), nil
 			}
 		}

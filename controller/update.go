@@ -12,10 +12,16 @@ import (
 // at a time; a new version that never becomes ready is rolled back and the
 // old one keeps serving.
 func (c *Controller) Update(ctx context.Context, ws, name string, req *modelship.UpdateRequest) (*modelship.Service, *modelship.Operation, error) {
-	svc, err := c.store().FindService(ctx, ws, name)
+	svc, err := c.findService(ctx, ws, name)
 	if err != nil {
 		return nil, nil, err
 	}
+	return c.update(ctx, svc, req)
+}
+
+// update changes a service or an endpoint version's deployment.
+func (c *Controller) update(ctx context.Context, svc *modelship.Service, req *modelship.UpdateRequest) (*modelship.Service, *modelship.Operation, error) {
+	ws, name := svc.Workspace, svc.Name
 	hasDC := len(req.DeploymentConfig) > 0 && string(req.DeploymentConfig) != "null" && string(req.DeploymentConfig) != "{}"
 	if len(req.Models) == 0 && req.Inference == nil && !hasDC {
 		return nil, nil, modelship.Errorf(modelship.EINVALID, "No parameters provided to update. Give models (-m), an inference config (-ic), a deployment config (-dc) or settings flags")
@@ -186,7 +192,7 @@ func (c *Controller) replace(ctx context.Context, svc *modelship.Service, target
 
 // Delete drains and removes a service (asynchronous; state Deleting).
 func (c *Controller) Delete(ctx context.Context, ws, name string) (*modelship.Operation, error) {
-	svc, err := c.store().FindService(ctx, ws, name)
+	svc, err := c.findService(ctx, ws, name)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ type Server struct {
 	Workspaces     modelship.WorkspaceService
 	Models         modelship.ModelService
 	Deployments    modelship.DeploymentService
+	Endpoints      modelship.EndpointService
 	Sources        SourceUploader
 	AdminToken     string
 	MaxUploadBytes int64
@@ -110,6 +111,19 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/token", summary: "Get an access token (token-auth services)", tag: "services", out: "AccessToken", handler: s.handleToken},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services/{svc}/logs", summary: "Replica logs (tail, init, replica)", tag: "services", out: "Logs", handler: s.handleLogs},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/operations/{id}", summary: "An asynchronous operation and its log (after=N for new lines)", tag: "services", out: "Operation", handler: s.handleOperation},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/endpoints", summary: "List endpoints", tag: "endpoints", out: "[]Endpoint", handler: s.handleListEndpoints},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints", summary: "Create an endpoint with its first version (asynchronous)", tag: "endpoints", out: "DeployResponse", handler: s.handleCreateEndpoint},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}", summary: "Show an endpoint (metrics=true adds live stats and version comparisons)", tag: "endpoints", out: "Endpoint", handler: s.handleGetEndpoint},
+		{method: "PATCH", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}", summary: "Update endpoint-level settings (auth, app insights, description, tags)", tag: "endpoints", out: "EndpointResponse", handler: s.handleUpdateEndpoint},
+		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}", summary: "Delete an endpoint and all its versions (asynchronous)", tag: "endpoints", out: "DeployResponse", handler: s.handleDeleteEndpoint},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/versions", summary: "Create a version (asynchronous)", tag: "endpoints", out: "DeployResponse", handler: s.handleCreateVersion},
+		{method: "PATCH", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/versions/{version}", summary: "Update a version's traffic, flags or deployment", tag: "endpoints", out: "EndpointResponse", handler: s.handleUpdateVersion},
+		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/versions/{version}", summary: "Delete a version (not the default or the control)", tag: "endpoints", out: "DeployResponse", handler: s.handleDeleteVersion},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/versions/{version}/promote", summary: "Make a version the control and the default", tag: "endpoints", out: "EndpointResponse", handler: s.handlePromoteVersion},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/listkeys", summary: "Get the endpoint's keys", tag: "endpoints", out: "ServiceKeys", handler: s.handleEndpointKeys},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/regenerateKeys", summary: "Regenerate an endpoint key", tag: "endpoints", out: "ServiceKeys", handler: s.handleEndpointRegenKey},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/token", summary: "Get an access token (token-auth endpoints)", tag: "endpoints", out: "AccessToken", handler: s.handleEndpointToken},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/logs", summary: "Replica logs of every version or one (version=)", tag: "endpoints", out: "Logs", handler: s.handleEndpointLogs},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/computetargets", summary: "List compute targets", tag: "computetargets", out: "[]ComputeTarget", handler: s.handleListTargets},
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/computetargets", summary: "Create a local compute target with a capacity budget", tag: "computetargets", out: "CreateTargetResponse", handler: s.handleCreateTarget},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/computetargets/{target}", summary: "Show a compute target", tag: "computetargets", out: "ComputeTarget", handler: s.handleGetTarget},

@@ -16,6 +16,7 @@ var paramDocs = map[string]string{
 	"svc":     "Service name",
 	"id":      "Operation id",
 	"target":  "Compute target name",
+	"ep":      "Endpoint name",
 }
 
 // OpenAPI returns the OpenAPI 3 document of the API, built from the route
@@ -153,6 +154,12 @@ func requestBody(rt route) map[string]any {
 	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/versions"):
 		bin := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
 		return map[string]any{"required": true, "content": map[string]any{ContentTypeFile: bin, ContentTypeTar: bin}}
+	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/endpoints"):
+		return map[string]any{"required": true, "content": jsonContent(ref("EndpointCreateRequest"))}
+	case (rt.method == "POST" || rt.method == "PATCH") && strings.Contains(rt.pattern, "/versions") && rt.tag == "endpoints" && !strings.HasSuffix(rt.pattern, "/promote"):
+		return map[string]any{"required": true, "content": jsonContent(ref("VersionRequest"))}
+	case rt.method == "PATCH" && rt.tag == "endpoints":
+		return map[string]any{"required": true, "content": jsonContent(ref("EndpointUpdateRequest"))}
 	case rt.method == "PATCH" && rt.tag == "models":
 		return map[string]any{"required": true, "content": jsonContent(ref("ModelUpdate"))}
 	case rt.method == "PATCH":
@@ -184,19 +191,24 @@ var schemas = map[string]any{
 		"assetType": map[string]any{"type": "string", "enum": []string{"file", "folder"}}, "fileName": str,
 		"fileCount": map[string]any{"type": "integer"}, "sizeBytes": map[string]any{"type": "integer", "format": "int64"},
 		"sha256": str, "createdTime": map[string]any{"type": "string", "format": "date-time"}}},
-	"Source":               obj("sha256"),
-	"Service":              obj("workspace", "name", "state", "scoringUri", "swaggerUri", "computeType", "computeTarget", "models", "error", "settings", "inference", "replicas", "generation", "createdTime", "updatedTime"),
-	"DeployResponse":       obj("service", "operationId"),
-	"DeployRequest":        obj("name", "computeTarget", "models", "inference", "deploymentConfig", "overwrite"),
-	"UpdateRequest":        obj("models", "inference", "deploymentConfig"),
-	"ServiceKeys":          obj("primaryKey", "secondaryKey"),
-	"RegenKeyRequest":      obj("keyType", "keyValue"),
-	"AccessToken":          obj("accessToken", "tokenType", "refreshAfter", "expiryOn"),
-	"Logs":                 obj("lines"),
-	"Operation":            obj("id", "workspace", "target", "kind", "state", "error", "log", "createdTime", "endTime"),
-	"ComputeTarget":        obj("workspace", "name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "freeCpu", "freeMemoryGB", "freeGpus", "services", "provisioningState"),
-	"CreateTargetRequest":  obj("name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "description"),
-	"CreateTargetResponse": obj("computeTarget", "warnings"),
+	"Source":                obj("sha256"),
+	"Service":               obj("workspace", "name", "state", "scoringUri", "swaggerUri", "computeType", "computeTarget", "models", "error", "settings", "inference", "replicas", "generation", "createdTime", "updatedTime"),
+	"DeployResponse":        obj("service", "operationId"),
+	"DeployRequest":         obj("name", "computeTarget", "models", "inference", "deploymentConfig", "overwrite"),
+	"UpdateRequest":         obj("models", "inference", "deploymentConfig"),
+	"ServiceKeys":           obj("primaryKey", "secondaryKey"),
+	"RegenKeyRequest":       obj("keyType", "keyValue"),
+	"AccessToken":           obj("accessToken", "tokenType", "refreshAfter", "expiryOn"),
+	"Logs":                  obj("lines"),
+	"Operation":             obj("id", "workspace", "target", "kind", "state", "error", "log", "createdTime", "endTime"),
+	"ComputeTarget":         obj("workspace", "name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "freeCpu", "freeMemoryGB", "freeGpus", "services", "provisioningState"),
+	"CreateTargetRequest":   obj("name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "description"),
+	"CreateTargetResponse":  obj("computeTarget", "warnings"),
+	"Endpoint":              obj("workspace", "name", "computeType", "computeTarget", "authMode", "state", "error", "scoringUri", "swaggerUri", "versions", "comparisons"),
+	"EndpointResponse":      obj("endpoint", "operationId"),
+	"EndpointCreateRequest": obj("name", "computeTarget", "version", "deploymentConfig"),
+	"VersionRequest":        obj("versionName", "models", "inference", "deploymentConfig", "trafficPercentile", "mirrorPercentile", "isDefault", "isControlVersionType"),
+	"EndpointUpdateRequest": obj("authEnabled", "tokenAuthEnabled", "appInsightsEnabled", "description", "tags", "properties"),
 	"ModelUpdate": map[string]any{"type": "object", "properties": map[string]any{
 		"addTags": strMap, "removeTags": map[string]any{"type": "array", "items": str}, "addProperties": strMap, "description": str}},
 }

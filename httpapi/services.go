@@ -14,10 +14,12 @@ type SourceUploader interface {
 	UploadSource(ctx context.Context, content io.Reader) (string, error)
 }
 
-// DeployResponse is the body of an accepted deploy or update (202).
+// DeployResponse is the body of an accepted deploy or update (202). A
+// deploy whose config has computeType AKSENDPOINT creates an endpoint.
 type DeployResponse struct {
-	Service     *modelship.Service `json:"service,omitempty"`
-	OperationID string             `json:"operationId"`
+	Service     *modelship.Service  `json:"service,omitempty"`
+	Endpoint    *modelship.Endpoint `json:"endpoint,omitempty"`
+	OperationID string              `json:"operationId"`
 }
 
 // RegenKeyRequest is Azure's regenerateKeys body.
@@ -63,6 +65,19 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	var req modelship.DeployRequest
 	if err := decodeJSON(r, &req); err != nil {
 		writeError(w, r, s.Log, err)
+		return
+	}
+	if s.Endpoints != nil && modelship.IsEndpointConfig(req.DeploymentConfig) {
+		ep, op, err := s.Endpoints.CreateEndpoint(r.Context(), r.PathValue("ws"), &modelship.EndpointCreateRequest{
+			Name: req.Name, ComputeTarget: req.ComputeTarget, DeploymentConfig: req.DeploymentConfig,
+			Version: modelship.VersionRequest{Models: req.Models, Inference: &req.Inference},
+		})
+		if err != nil {
+			writeError(w, r, s.Log, err)
+			return
+		}
+		s.opLocation(w, r.PathValue("ws"), op.ID)
+		writeJSON(w, http.StatusAccepted, DeployResponse{Endpoint: ep, OperationID: op.ID})
 		return
 	}
 	svc, op, err := s.Deployments.Deploy(r.Context(), r.PathValue("ws"), &req)
@@ -145,23 +160,31 @@ type LogsResponse struct {
 	Lines []string `json:"lines"`
 }
 
-func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+// logOptions reads tail, replica and init from the query.
+func logOptions(r *http.Request) (modelship.LogOptions, error) {
 	q := r.URL.Query()
 	opts := modelship.LogOptions{Replica: -1, Tail: 5000}
 	var err error
 	if v := q.Get("tail"); v != "" {
 		if opts.Tail, err = strconv.Atoi(v); err != nil || opts.Tail < 0 {
-			writeError(w, r, s.Log, modelship.Errorf(modelship.EINVALID, "tail %q is invalid; give a whole number of lines", v))
-			return
+			return opts, modelship.Errorf(modelship.EINVALID, "tail %q is invalid; give a whole number of lines", v)
 		}
 	}
 	if v := q.Get("replica"); v != "" {
 		if opts.Replica, err = strconv.Atoi(v); err != nil || opts.Replica < 0 {
-			writeError(w, r, s.Log, modelship.Errorf(modelship.EINVALID, "replica %q is invalid; give a replica index from 0", v))
-			return
+			return opts, modelship.Errorf(modelship.EINVALID, "replica %q is invalid; give a replica index from 0", v)
 		}
 	}
 	opts.Init = q.Get("init") == "true"
+	return opts, nil
+}
+
+func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+	opts, err := logOptions(r)
+	if err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
 	lines, err := s.Deployments.Logs(r.Context(), r.PathValue("ws"), r.PathValue("svc"), opts)
 	if err != nil {
 		writeError(w, r, s.Log, err)

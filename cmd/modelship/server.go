@@ -227,8 +227,15 @@ func (s *Server) open(ctx context.Context) error {
 		GatewayURL:           "http://" + s.gwLn.Addr().String(),
 		LocalCapacity:        capacity,
 		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
-		ScaleDownDelay:       s.cfg.ScaleDownDelay,
-		Log:                  s.log,
+		VersionStats: func(route, version string) (*modelship.VersionStats, bool) {
+			st, ok := gw.Stats(route, version)
+			if !ok {
+				return nil, false
+			}
+			return versionStats(st), true
+		},
+		ScaleDownDelay: s.cfg.ScaleDownDelay,
+		Log:            s.log,
 	})
 	gw = gateway.New(gateway.Config{Scaler: s.ctrl, Logger: s.log})
 	s.gw = gw
@@ -242,7 +249,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.ctrl.Start(ctx); err != nil {
 		return fmt.Errorf("restoring services: %w", err)
 	}
-	api := &httpapi.Server{Workspaces: s.db, Models: reg, Deployments: s.ctrl, Sources: reg, AdminToken: token,
+	api := &httpapi.Server{Workspaces: s.db, Models: reg, Deployments: s.ctrl, Endpoints: s.ctrl, Sources: reg, AdminToken: token,
 		MaxUploadBytes: s.cfg.MaxUploadBytes, Version: cli.Version, Log: s.log}
 	s.api = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	gwMux := http.NewServeMux()
@@ -350,4 +357,18 @@ func machineCapacity(cfg ServerConfig) compute.Capacity {
 		c.GPUs = len(devs)
 	}
 	return c
+}
+
+// versionStats converts the front end's statistics to the API type.
+func versionStats(st gateway.VersionStats) *modelship.VersionStats {
+	out := &modelship.VersionStats{Total: st.Total, Requests: st.Requests, P50: st.P50, P95: st.P95, P99: st.P99, Mean: st.MeanLatency,
+		ReadyReplicas: st.ReadyReplicas, BusyReplicas: st.BusyReplicas, InFlight: st.InFlight, Queued: st.Queued,
+		MirrorSent: st.MirrorSent, MirrorDropped: st.MirrorDropped}
+	if st.Total > 0 {
+		out.ErrorRate = float64(st.Requests["5xx"]) / float64(st.Total)
+	}
+	for _, b := range st.Latency {
+		out.Latency = append(out.Latency, modelship.LatencyBucket{UpperBound: b.UpperBound, Count: b.Count})
+	}
+	return out
 }
