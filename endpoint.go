@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -144,7 +145,7 @@ func ValidateEndpointVersions(endpoint string, versions []EndpointVersion) error
 // refuses the endpoint's own name (it broke endpoint updates in Azure).
 func ValidateVersionName(endpoint, name string) error {
 	if err := ValidateServiceName(name); err != nil {
-		return Errorf(EINVALID, "version name: %s", ErrorMessage(err))
+		return Errorf(EINVALID, "%s", strings.Replace(ErrorMessage(err), "service name", "version name", 1))
 	}
 	if name == endpoint {
 		return Errorf(EINVALID, "version name %q equals the endpoint's name; give the version its own name (e.g. blue, green)", name)

@@ -141,7 +141,7 @@ func applyFlags(versions []modelship.EndpointVersion, name string, req *modelshi
 // CreateEndpoint creates an endpoint and deploys its first version.
 func (c *Controller) CreateEndpoint(ctx context.Context, ws string, req *modelship.EndpointCreateRequest) (*modelship.Endpoint, *modelship.Operation, error) {
 	if err := modelship.ValidateServiceName(req.Name); err != nil {
-		return nil, nil, modelship.Errorf(modelship.EINVALID, "endpoint name: %s", modelship.ErrorMessage(err))
+		return nil, nil, modelship.Errorf(modelship.EINVALID, "%s", strings.Replace(modelship.ErrorMessage(err), "service name", "endpoint name", 1))
 	}
 	if _, err := c.store().FindWorkspace(ctx, ws); err != nil {
 		return nil, nil, err
