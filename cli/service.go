@@ -102,6 +102,7 @@ func printService(cmd *cobra.Command, s *modelship.Service) error {
 		{"Compute", s.ComputeTarget + " (" + s.ComputeType + ")"}, {"Models", strings.Join(s.Models, ", ")},
 		{"Runtime", s.Inference.Runtime + entrySuffix(s)}, {"Auth", st.AuthMode}, {"Replicas", replicaSummary(s) + " ready"},
 		{"Scaling", scaling},
+		{"Autoscaler", dash(s.Scaling)},
 		{"Resources", fmt.Sprintf("cpu %g, memory %g GB, gpus %d", st.CPU, st.MemoryGB, st.GPUs)},
 		{"Limits", fmt.Sprintf("concurrency %d per replica, queue wait %s, scoring timeout %s", st.MaxConcurrentRequestsPerContainer, st.MaxQueueWait, st.ScoringTimeout)},
 		{"Updated", formatTime(s.UpdatedTime)},

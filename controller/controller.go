@@ -52,6 +52,9 @@ type Config struct {
 	// VersionStats returns the front end's live statistics of a version of
 	// a route (optional; used by `endpoint show --metrics`).
 	VersionStats func(route, version string) (*modelship.VersionStats, bool)
+	// ScaleStatus describes the autoscaler's last decision for a version
+	// of a route ("" when none); shown in `service show`.
+	ScaleStatus func(route, version string) string
 	// ScaleDownDelay overrides how long utilization must stay low before
 	// the autoscaler removes a replica (default 60 s).
 	ScaleDownDelay time.Duration

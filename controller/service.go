@@ -428,6 +428,13 @@ func (c *Controller) decorate(ctx context.Context, svc *modelship.Service) *mode
 	svc.ScoringURI = base + "/score"
 	svc.SwaggerURI = base + "/swagger.json"
 	svc.Replicas = []modelship.ReplicaInfo{}
+	if c.cfg.ScaleStatus != nil && svc.Settings.AutoscaleEnabled {
+		route, version := svc.Name, svc.Name
+		if svc.Endpoint != "" {
+			route, version = svc.Endpoint, svc.Version
+		}
+		svc.Scaling = c.cfg.ScaleStatus(route, version)
+	}
 	c.mu.Lock()
 	d := c.drivers[c.driverKey(svc.Workspace, svc.ComputeTarget)]
 	c.mu.Unlock()

@@ -466,6 +466,9 @@ func TestAutoscaleUpAndDown(t *testing.T) {
 		svc := decode[modelship.Service](t, s.ok(t, "service", "show", "autosvc", "-o", "json"))
 		if svc.DesiredReplicas >= 3 {
 			grown = time.Since(start)
+			if !strings.Contains(svc.Scaling, "replica(s)") {
+				t.Errorf("the autoscaler's decision is not shown: %q", svc.Scaling)
+			}
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -227,6 +227,20 @@ func (s *Server) open(ctx context.Context) error {
 		GatewayURL:           "http://" + s.gwLn.Addr().String(),
 		LocalCapacity:        capacity,
 		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
+		ScaleStatus: func(route, version string) string {
+			st, ok := gw.ScaleStatus(route, version)
+			if !ok {
+				return ""
+			}
+			msg := fmt.Sprintf("%s at %s: %d replica(s), busy %.2f (%.0f%% utilization), desired %d", st.Action, st.At.Local().Format("15:04:05"), st.Replicas, st.Busy, st.Utilization, st.Desired)
+			if st.Reason != "" {
+				msg += " (" + st.Reason + ")"
+			}
+			if st.Err != "" {
+				msg += "; error: " + st.Err
+			}
+			return msg
+		},
 		VersionStats: func(route, version string) (*modelship.VersionStats, bool) {
 			st, ok := gw.Stats(route, version)
 			if !ok {
