@@ -228,4 +228,3 @@ func TestClientConfigErrors(t *testing.T) {
 		t.Errorf("no certificate: %v", err)
 	}
 }
-
