@@ -35,60 +35,17 @@ func (db *DB) CreateEndpoint(ctx context.Context, ep *modelship.Endpoint, sealed
 
 // PutEndpoint implements modelship.EndpointStore.
 func (db *DB) PutEndpoint(ctx context.Context, ep *modelship.Endpoint) error {
-	body, err := json.Marshal(ep)
-	if err != nil {
-		return err
-	}
-	res, err := db.db.ExecContext(ctx, `UPDATE endpoints SET body = ? WHERE workspace = ? AND name = ?`, string(body), ep.Workspace, ep.Name)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return modelship.Errorf(modelship.ENOTFOUND, "endpoint %q not found in workspace %q", ep.Name, ep.Workspace)
-	}
-	return nil
+	return putBody(ctx, db, "endpoints", ep.Workspace, ep.Name, "endpoint", ep)
 }
 
 // FindEndpoint implements modelship.EndpointStore.
 func (db *DB) FindEndpoint(ctx context.Context, ws, name string) (*modelship.Endpoint, error) {
-	var body string
-	err := db.db.QueryRowContext(ctx, `SELECT body FROM endpoints WHERE workspace = ? AND name = ?`, ws, name).Scan(&body)
-	if err != nil {
-		return nil, notFound(err, "endpoint %q not found in workspace %q", name, ws)
-	}
-	var ep modelship.Endpoint
-	return &ep, json.Unmarshal([]byte(body), &ep)
+	return findBody[modelship.Endpoint](ctx, db, "endpoints", ws, name, "endpoint")
 }
 
 // ListEndpoints implements modelship.EndpointStore.
 func (db *DB) ListEndpoints(ctx context.Context, ws string) ([]*modelship.Endpoint, error) {
-	q := `SELECT body FROM endpoints`
-	var args []any
-	if ws != "" {
-		if _, err := findWorkspace(ctx, db.db, ws); err != nil {
-			return nil, err
-		}
-		q += ` WHERE workspace = ?`
-		args = append(args, ws)
-	}
-	rows, err := db.db.QueryContext(ctx, q+` ORDER BY workspace, name`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*modelship.Endpoint{}
-	for rows.Next() {
-		var body string
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		var ep modelship.Endpoint
-		if err := json.Unmarshal([]byte(body), &ep); err != nil {
-			return nil, err
-		}
-		out = append(out, &ep)
-	}
-	return out, rows.Err()
+	return listBodies[modelship.Endpoint](ctx, db, "endpoints", ws)
 }
 
 // DeleteEndpoint implements modelship.EndpointStore.

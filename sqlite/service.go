@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/modelship/modelship"
 )
@@ -36,63 +35,17 @@ func (db *DB) CreateService(ctx context.Context, svc *modelship.Service, sealed 
 
 // PutService implements modelship.ServiceStore.
 func (db *DB) PutService(ctx context.Context, svc *modelship.Service) error {
-	body, err := json.Marshal(svc)
-	if err != nil {
-		return err
-	}
-	res, err := db.db.ExecContext(ctx, `UPDATE services SET body = ? WHERE workspace = ? AND name = ?`, string(body), svc.Workspace, svc.Name)
-	if err != nil {
-		return fmt.Errorf("updating service %s: %w", svc.Name, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return modelship.Errorf(modelship.ENOTFOUND, "service %q not found in workspace %q", svc.Name, svc.Workspace)
-	}
-	return nil
+	return putBody(ctx, db, "services", svc.Workspace, svc.Name, "service", svc)
 }
 
 // FindService implements modelship.ServiceStore.
 func (db *DB) FindService(ctx context.Context, ws, name string) (*modelship.Service, error) {
-	var body string
-	err := db.db.QueryRowContext(ctx, `SELECT body FROM services WHERE workspace = ? AND name = ?`, ws, name).Scan(&body)
-	if err != nil {
-		return nil, notFound(err, "service %q not found in workspace %q", name, ws)
-	}
-	var svc modelship.Service
-	if err := json.Unmarshal([]byte(body), &svc); err != nil {
-		return nil, fmt.Errorf("decoding service %s: %w", name, err)
-	}
-	return &svc, nil
+	return findBody[modelship.Service](ctx, db, "services", ws, name, "service")
 }
 
 // ListServices implements modelship.ServiceStore.
 func (db *DB) ListServices(ctx context.Context, ws string) ([]*modelship.Service, error) {
-	q := `SELECT body FROM services`
-	var args []any
-	if ws != "" {
-		if _, err := findWorkspace(ctx, db.db, ws); err != nil {
-			return nil, err
-		}
-		q += ` WHERE workspace = ?`
-		args = append(args, ws)
-	}
-	rows, err := db.db.QueryContext(ctx, q+` ORDER BY workspace, name`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*modelship.Service{}
-	for rows.Next() {
-		var body string
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		var svc modelship.Service
-		if err := json.Unmarshal([]byte(body), &svc); err != nil {
-			return nil, err
-		}
-		out = append(out, &svc)
-	}
-	return out, rows.Err()
+	return listBodies[modelship.Service](ctx, db, "services", ws)
 }
 
 // DeleteService implements modelship.ServiceStore.
@@ -233,41 +186,12 @@ func (db *DB) CreateComputeTarget(ctx context.Context, ct *modelship.ComputeTarg
 
 // FindComputeTarget implements modelship.ComputeTargetStore.
 func (db *DB) FindComputeTarget(ctx context.Context, ws, name string) (*modelship.ComputeTarget, error) {
-	var body string
-	err := db.db.QueryRowContext(ctx, `SELECT body FROM compute_targets WHERE workspace = ? AND name = ?`, ws, name).Scan(&body)
-	if err != nil {
-		return nil, notFound(err, "compute target %q not found in workspace %q", name, ws)
-	}
-	var ct modelship.ComputeTarget
-	return &ct, json.Unmarshal([]byte(body), &ct)
+	return findBody[modelship.ComputeTarget](ctx, db, "compute_targets", ws, name, "compute target")
 }
 
 // ListComputeTargets implements modelship.ComputeTargetStore.
 func (db *DB) ListComputeTargets(ctx context.Context, ws string) ([]*modelship.ComputeTarget, error) {
-	q := `SELECT body FROM compute_targets`
-	var args []any
-	if ws != "" {
-		q += ` WHERE workspace = ?`
-		args = append(args, ws)
-	}
-	rows, err := db.db.QueryContext(ctx, q+` ORDER BY workspace, name`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*modelship.ComputeTarget{}
-	for rows.Next() {
-		var body string
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		var ct modelship.ComputeTarget
-		if err := json.Unmarshal([]byte(body), &ct); err != nil {
-			return nil, err
-		}
-		out = append(out, &ct)
-	}
-	return out, rows.Err()
+	return listBodies[modelship.ComputeTarget](ctx, db, "compute_targets", ws)
 }
 
 // DeleteComputeTarget implements modelship.ComputeTargetStore.
@@ -275,5 +199,3 @@ func (db *DB) DeleteComputeTarget(ctx context.Context, ws, name string) error {
 	_, err := db.db.ExecContext(ctx, `DELETE FROM compute_targets WHERE workspace = ? AND name = ?`, ws, name)
 	return err
 }
-
-var _ = time.Now
