@@ -77,6 +77,9 @@ type ClientConfig struct {
 	URL        string `json:"url"`
 	Token      string `json:"token,omitempty"`
 	GatewayURL string `json:"gatewayUrl,omitempty"`
+	// CAFile is a PEM file of CA certificates that the server's TLS
+	// certificate chains to (the self-signed certificate in server.json).
+	CAFile string `json:"caFile,omitempty"`
 }
 
 // ResolveClientConfig finds the server URL and token: the environment

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"github.com/modelship/modelship/controller"
 	"github.com/modelship/modelship/gateway"
 	"github.com/modelship/modelship/httpapi"
+	"github.com/modelship/modelship/internal/tlsutil"
 	"github.com/modelship/modelship/registry"
 	"github.com/modelship/modelship/sqlite"
 	"github.com/spf13/cobra"
@@ -47,6 +49,11 @@ type ServerConfig struct {
 	LocalGPUs            int
 	UnschedulableTimeout time.Duration
 	ScaleDownDelay       time.Duration
+	// TLS: a PEM certificate and key for the API and the gateway, optionally
+	// a separate pair for the gateway, or a self-signed pair in <data-dir>/tls.
+	TLSCert, TLSKey               string
+	GatewayTLSCert, GatewayTLSKey string
+	TLSSelfSigned                 bool
 }
 
 // Server is the all-in-one control plane: API, store, registry, and the
@@ -63,6 +70,10 @@ type Server struct {
 	apiLn    net.Listener
 	gwLn     net.Listener
 	tokenLoc string
+
+	apiURL, gwURL string // http:// or https:// base URLs of the listeners
+	caFile        string // the self-signed certificate, for clients
+	reloaders     []*tlsutil.Reloader
 }
 
 func newServerCmd() *cobra.Command {
@@ -100,6 +111,11 @@ the same machine finds the server and the token by itself.`,
 	f.IntVar(&cfg.LocalGPUs, "local-gpus", -1, "GPUs of the built-in local target (default: /dev/nvidia* devices found)")
 	f.DurationVar(&cfg.UnschedulableTimeout, "unschedulable-timeout", 5*time.Minute, "how long a deployment may stay Unschedulable before it fails")
 	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", 60*time.Second, "how long utilization must stay below target before the autoscaler removes a replica")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (full chain) for HTTPS on the API and the gateway; reloaded when the file changes")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.GatewayTLSCert, "gateway-tls-cert", "", "PEM certificate for the gateway only (default --tls-cert)")
+	f.StringVar(&cfg.GatewayTLSKey, "gateway-tls-key", "", "PEM private key of --gateway-tls-cert")
+	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept in <data-dir>/tls (development)")
 	return cmd
 }
 
@@ -133,6 +149,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 30 * time.Second
 	}
+	if err := validateTLS(cfg); err != nil {
+		return nil, err
+	}
 	return &Server{cfg: cfg, log: log}, nil
 }
 
@@ -146,8 +165,8 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(s.api, s.apiLn) }()
 	go func() { errc <- serveHTTP(s.gateway, s.gwLn) }()
-	s.log.Info("modelship server ready", "version", cli.Version, "api", "http://"+s.apiLn.Addr().String(),
-		"gateway", "http://"+s.gwLn.Addr().String(), "data_dir", s.cfg.DataDir, "admin_token_file", s.tokenLoc)
+	s.log.Info("modelship server ready", "version", cli.Version, "api", s.apiURL,
+		"gateway", s.gwURL, "data_dir", s.cfg.DataDir, "admin_token_file", s.tokenLoc)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -208,6 +227,9 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--gateway-listen %s: %w", s.cfg.GatewayListen, err)
 	}
+	if err := s.setupTLS(); err != nil {
+		return err
+	}
 	capacity := machineCapacity(s.cfg)
 	logDir := filepath.Join(s.cfg.DataDir, "logs")
 	var gw *gateway.Gateway
@@ -224,7 +246,7 @@ func (s *Server) open(ctx context.Context) error {
 		},
 		Publish:              func(t *modelship.RouteTable) { gw.Update(t) },
 		DataDir:              s.cfg.DataDir,
-		GatewayURL:           "http://" + s.gwLn.Addr().String(),
+		GatewayURL:           s.gwURL,
 		LocalCapacity:        capacity,
 		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
 		ScaleStatus: func(route, version string) string {
@@ -270,7 +292,7 @@ func (s *Server) open(ctx context.Context) error {
 	gwMux.Handle("GET /metrics", gw.MetricsHandler())
 	gwMux.Handle("/", gw)
 	s.gateway = &http.Server{Handler: gwMux, ReadHeaderTimeout: 30 * time.Second}
-	info, _ := json.Marshal(cli.ClientConfig{URL: "http://" + s.apiLn.Addr().String(), GatewayURL: "http://" + s.gwLn.Addr().String()})
+	info, _ := json.Marshal(cli.ClientConfig{URL: s.apiURL, GatewayURL: s.gwURL, CAFile: s.caFile})
 	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, "server.json"), info, 0o600); err != nil {
 		return err
 	}
@@ -294,6 +316,9 @@ func (s *Server) close() {
 	}
 	if s.db != nil {
 		s.db.Close()
+	}
+	for _, r := range s.reloaders {
+		r.Close()
 	}
 }
 
@@ -385,4 +410,98 @@ func versionStats(st gateway.VersionStats) *modelship.VersionStats {
 		out.Latency = append(out.Latency, modelship.LatencyBucket{UpperBound: b.UpperBound, Count: b.Count})
 	}
 	return out
+}
+
+// validateTLS checks that the TLS flags come in pairs and do not conflict.
+func validateTLS(cfg ServerConfig) error {
+	pairs := [][2]string{{"--tls-cert", cfg.TLSCert}, {"--tls-key", cfg.TLSKey},
+		{"--gateway-tls-cert", cfg.GatewayTLSCert}, {"--gateway-tls-key", cfg.GatewayTLSKey}}
+	for i := 0; i < len(pairs); i += 2 {
+		cert, key := pairs[i], pairs[i+1]
+		if cert[1] != "" && key[1] == "" {
+			return fmt.Errorf("%s is set but %s is not; give the certificate's private key with %s", cert[0], key[0], key[0])
+		}
+		if key[1] != "" && cert[1] == "" {
+			return fmt.Errorf("%s is set but %s is not; give the certificate with %s", key[0], cert[0], cert[0])
+		}
+	}
+	if cfg.TLSSelfSigned && cfg.TLSCert != "" {
+		return errors.New("--tls-self-signed and --tls-cert exclude each other; give one of them")
+	}
+	return nil
+}
+
+// setupTLS wraps the listeners in TLS as the flags ask and sets the base
+// URLs (http:// or https://) the server publishes.
+func (s *Server) setupTLS() error {
+	cert, key := s.cfg.TLSCert, s.cfg.TLSKey
+	if s.cfg.TLSSelfSigned {
+		dir := filepath.Join(s.cfg.DataDir, "tls")
+		var fp string
+		var err error
+		cert, key, fp, err = tlsutil.SelfSigned(tlsHosts(s.cfg.Listen, s.cfg.GatewayListen), dir)
+		if err != nil {
+			return fmt.Errorf("--tls-self-signed: %w", err)
+		}
+		s.caFile = cert
+		s.log.Info("serving HTTPS with a self-signed certificate; clients trust it with --ca-file (curl --cacert)",
+			"sha256", fp, "ca_file", cert)
+	}
+	apiTLS, err := s.tlsConfig(cert, key)
+	if err != nil {
+		return err
+	}
+	gwTLS := apiTLS
+	if s.cfg.GatewayTLSCert != "" {
+		if gwTLS, err = s.tlsConfig(s.cfg.GatewayTLSCert, s.cfg.GatewayTLSKey); err != nil {
+			return err
+		}
+	}
+	s.apiLn, s.apiURL = withTLS(s.apiLn, apiTLS)
+	s.gwLn, s.gwURL = withTLS(s.gwLn, gwTLS)
+	return nil
+}
+
+// tlsConfig returns the server TLS config of a (reloading) certificate and
+// key pair, or nil when certFile is empty.
+func (s *Server) tlsConfig(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" {
+		return nil, nil
+	}
+	r, err := tlsutil.NewReloader(certFile, keyFile, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.reloaders = append(s.reloaders, r)
+	return tlsutil.ServerConfig(r), nil
+}
+
+// withTLS returns ln serving TLS with cfg and its https:// URL, or ln and
+// its http:// URL when cfg is nil.
+func withTLS(ln net.Listener, cfg *tls.Config) (net.Listener, string) {
+	if cfg == nil {
+		return ln, "http://" + ln.Addr().String()
+	}
+	return tls.NewListener(ln, cfg), "https://" + ln.Addr().String()
+}
+
+// tlsHosts are the names a self-signed certificate must cover beyond
+// loopback: the listen hosts, and this machine's name when listening on
+// all interfaces.
+func tlsHosts(addrs ...string) []string {
+	var hosts []string
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			if name, err := os.Hostname(); err == nil {
+				hosts = append(hosts, name)
+			}
+			continue
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts
 }
