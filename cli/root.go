@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelship/modelship"
 	"github.com/modelship/modelship/client"
+	"github.com/modelship/modelship/internal/tlsutil"
 	"github.com/spf13/cobra"
 )
 
@@ -36,15 +37,22 @@ inferenceconfig.json and deploymentconfig.json unchanged.
 
 The CLI finds the server and its admin token through MODELSHIP_URL and
 MODELSHIP_TOKEN, else ~/.modelship/config.json ({"url": ..., "token": ...}),
-else the local server's data dir (MODELSHIP_DATA_DIR or ~/.modelship).`,
+else the local server's data dir (MODELSHIP_DATA_DIR or ~/.modelship).
+Over https it verifies the server's certificate against the system's CAs
+plus --ca-file (MODELSHIP_CA_FILE, or "caFile" in config.json; a local
+server with --tls-self-signed publishes its own in server.json).`,
 		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringP("workspace", "w", envOr("MODELSHIP_WORKSPACE", modelship.DefaultWorkspace), "workspace to work in (env MODELSHIP_WORKSPACE)")
+	root.PersistentFlags().StringVar(&caFileFlag, "ca-file", "", "PEM CA certificate(s) to verify the server's TLS certificate with (env MODELSHIP_CA_FILE)")
 	root.AddCommand(newModelCmd(), newWorkspaceCmd(), newServiceCmd(), newEndpointCmd(), newComputeTargetCmd())
 	return root
 }
+
+// caFileFlag is the value of the global --ca-file flag.
+var caFileFlag string
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -82,17 +90,25 @@ type ClientConfig struct {
 	CAFile string `json:"caFile,omitempty"`
 }
 
-// ResolveClientConfig finds the server URL and token: the environment
-// (MODELSHIP_URL, MODELSHIP_TOKEN), then ~/.modelship/config.json (or
-// $MODELSHIP_CONFIG), then the local data dir's server.json and admin-token.
+// ResolveClientConfig finds the server URL, token and CA file: the
+// --ca-file flag and the environment (MODELSHIP_URL, MODELSHIP_TOKEN,
+// MODELSHIP_CA_FILE), then ~/.modelship/config.json (or $MODELSHIP_CONFIG),
+// then the local data dir's server.json and admin-token. A caFile from a
+// file is used only for the URL written next to it.
 func ResolveClientConfig() ClientConfig {
-	cfg := ClientConfig{URL: os.Getenv("MODELSHIP_URL"), Token: os.Getenv("MODELSHIP_TOKEN")}
+	cfg := ClientConfig{URL: os.Getenv("MODELSHIP_URL"), Token: os.Getenv("MODELSHIP_TOKEN"), CAFile: caFileFlag}
+	if cfg.CAFile == "" {
+		cfg.CAFile = os.Getenv("MODELSHIP_CA_FILE")
+	}
 	fill := func(c ClientConfig) {
 		if cfg.URL == "" {
 			cfg.URL = c.URL
 		}
 		if cfg.Token == "" {
 			cfg.Token = c.Token
+		}
+		if cfg.CAFile == "" && c.CAFile != "" && strings.TrimRight(cfg.URL, "/") == strings.TrimRight(c.URL, "/") {
+			cfg.CAFile = c.CAFile
 		}
 	}
 	path := os.Getenv("MODELSHIP_CONFIG")
@@ -111,7 +127,7 @@ func ResolveClientConfig() ClientConfig {
 	if b, err := os.ReadFile(filepath.Join(dir, "server.json")); err == nil {
 		var c ClientConfig
 		if json.Unmarshal(b, &c) == nil {
-			fill(ClientConfig{URL: c.URL})
+			fill(ClientConfig{URL: c.URL, CAFile: c.CAFile})
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "admin-token")); err == nil {
@@ -126,7 +142,15 @@ func newClient() (*client.Client, error) {
 	if cfg.Token == "" {
 		return nil, modelship.Errorf(modelship.EUNAUTHORIZED, "no admin token found; set MODELSHIP_TOKEN, write it to ~/.modelship/config.json, or run the CLI as the user that runs `modelship server`")
 	}
-	return client.New(cfg.URL, cfg.Token), nil
+	var opts []client.Option
+	if cfg.CAFile != "" {
+		tc, err := tlsutil.ClientConfig(cfg.CAFile)
+		if err != nil {
+			return nil, modelship.Errorf(modelship.EINVALID, "%v (the CA file comes from --ca-file, MODELSHIP_CA_FILE or caFile in the config)", err)
+		}
+		opts = append(opts, client.WithTLSConfig(tc))
+	}
+	return client.New(cfg.URL, cfg.Token, opts...), nil
 }
 
 // FormatError renders an error for the terminal.

@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -97,13 +99,30 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, modelship.Errorf(modelship.EUNAVAILABLE, "cannot reach the modelship server at %s: %v", c.baseURL, unwrapURLError(err))
+		return nil, modelship.Errorf(modelship.EUNAVAILABLE, "cannot reach the modelship server at %s: %v%s", c.baseURL, unwrapURLError(err), tlsHint(err))
 	}
 	if resp.StatusCode < 300 {
 		return resp, nil
 	}
 	defer resp.Body.Close()
 	return nil, decodeError(resp)
+}
+
+// tlsHint explains the usual TLS failures: an untrusted certificate, a
+// certificate for another name, https to a plain-http server.
+func tlsHint(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var record tls.RecordHeaderError
+	switch {
+	case errors.As(err, &unknown):
+		return " — pass --ca-file <path> (or set MODELSHIP_CA_FILE) with the CA certificate of the server"
+	case errors.As(err, &host):
+		return " — use a URL with a host name the certificate covers"
+	case errors.As(err, &record):
+		return " — the server does not serve TLS there; use an http:// URL"
+	}
+	return ""
 }
 
 func unwrapURLError(err error) error {
