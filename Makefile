@@ -7,7 +7,7 @@ BIN := bin/modelship
 STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 20m
 
-.PHONY: help setup build run test test-short bench check fmt docs clean
+.PHONY: help setup build run test test-short bench faults check fmt docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test-short: ## unit tests only
 
 bench: setup build ## run the benchmarks (see BENCHMARKS.md)
 	@bash scripts/bench.sh
+
+faults: setup ## fault suite: replica and server kill -9, updates and traffic changes under load, slow and huge requests
+	@bash scripts/faults.sh
 
 check: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

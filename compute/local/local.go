@@ -381,7 +381,12 @@ func (d *Driver) observe(dep *deployment) {
 		r.cmd, r.ready, r.pid = nil, false, 0
 		r.restarts++
 		r.state = compute.ReplicaCrashLoop
-		backoff := time.Duration(math.Min(float64(d.cfg.MaxBackoff), float64(time.Second)*math.Pow(2, float64(r.restarts-1))))
+		// The first restart is immediate; then 1 s, 2 s, 4 s ... up to
+		// MaxBackoff, as a crash loop backs off.
+		backoff := time.Duration(0)
+		if r.restarts > 1 {
+			backoff = time.Duration(math.Min(float64(d.cfg.MaxBackoff), float64(time.Second)*math.Pow(2, float64(r.restarts-2))))
+		}
 		r.nextStart = now.Add(backoff)
 		d.cfg.Log.Warn("replica exited", "deployment", dep.id, "replica", r.id, "exit", r.lastExit, "restarts", r.restarts, "restart_in", backoff)
 		if wasReady {
