@@ -337,3 +337,20 @@ func TestTLSCertificateReload(t *testing.T) {
 		t.Errorf("the broken file was not logged:\n%s", s.log)
 	}
 }
+
+// TestTLSSeparateGatewayCertificate gives the gateway its own pair next to
+// the self-signed one of the API.
+func TestTLSSeparateGatewayCertificate(t *testing.T) {
+	gwCert, gwKey, gwFP, err := tlsutil.SelfSigned(nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, info := startTLSServer(t, "", "--tls-self-signed", "--gateway-tls-cert", gwCert, "--gateway-tls-key", gwKey)
+	if fp, err := peer(t, hostOf(t, s.gateway), &tls.Config{RootCAs: pool(t, gwCert)}); err != nil || fp != gwFP {
+		t.Fatalf("gateway: %v, own certificate=%v", err, fp == gwFP)
+	}
+	apiFP, err := peer(t, hostOf(t, s.url), &tls.Config{RootCAs: pool(t, info.CAFile)})
+	if err != nil || apiFP == gwFP {
+		t.Fatalf("API: %v, serves the gateway's certificate=%v", err, apiFP == gwFP)
+	}
+}
