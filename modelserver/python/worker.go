@@ -248,27 +248,55 @@ func (w *worker) stop(grace time.Duration) {
 	w.release()
 }
 
+// Frame size limits: a corrupt or hostile length never makes Go allocate
+// more than this.
+const (
+	maxFrameMeta = 16 << 20
+	maxFrameBody = 1 << 30
+)
+
 // readFrame reads one frame; the body is a fresh slice.
 func (w *worker) readFrame() (*frameMeta, []byte, error) {
+	return readFrame(w.rd, &w.mbuf)
+}
+
+// readFrame reads one frame from rd: an 8-byte header (meta and body
+// lengths, little endian), the meta, then the body. mbuf is reused for
+// the meta.
+func readFrame(rd io.Reader, mbuf *[]byte) (*frameMeta, []byte, error) {
 	var hdr [8]byte
-	if _, err := io.ReadFull(w.rd, hdr[:]); err != nil {
+	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
 		return nil, nil, err
 	}
 	ml := binary.LittleEndian.Uint32(hdr[:4])
 	bl := binary.LittleEndian.Uint32(hdr[4:])
-	if cap(w.mbuf) < int(ml) {
-		w.mbuf = make([]byte, ml)
+	if ml > maxFrameMeta || bl > maxFrameBody {
+		return nil, nil, fmt.Errorf("bad frame from python worker: meta %d bytes, body %d bytes (limits %d, %d)", ml, bl, maxFrameMeta, maxFrameBody)
 	}
-	mb := w.mbuf[:ml]
-	if _, err := io.ReadFull(w.rd, mb); err != nil {
+	if cap(*mbuf) < int(ml) {
+		*mbuf = make([]byte, ml)
+	}
+	mb := (*mbuf)[:ml]
+	if _, err := io.ReadFull(rd, mb); err != nil {
 		return nil, nil, err
 	}
 	var body []byte
-	if bl > 0 {
+	if bl > 0 && bl <= 1<<20 {
 		body = make([]byte, bl)
-		if _, err := io.ReadFull(w.rd, body); err != nil {
+		if _, err := io.ReadFull(rd, body); err != nil {
 			return nil, nil, err
 		}
+	} else if bl > 0 {
+		// Large bodies grow with the data actually received, so a length
+		// that promises more than arrives is not allocated up front.
+		var buf bytes.Buffer
+		if _, err := io.CopyN(&buf, rd, int64(bl)); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nil, err
+		}
+		body = buf.Bytes()
 	}
 	if meta, ok := parseOKMeta(mb); ok {
 		return meta, body, nil
