@@ -7,7 +7,7 @@ BIN := bin/modelship
 STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 20m
 
-.PHONY: help setup build run test test-short bench faults check fmt docs clean
+.PHONY: help setup build run test test-short fuzz bench faults check fmt docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,14 +21,18 @@ build: ## build bin/modelship
 run: setup build ## quick start: server + a model registered, served and scored (Ctrl-C stops)
 	@bash scripts/quickstart.sh
 
-test: setup ## run every test (real processes, real Python, real ONNX Runtime)
+test: setup ## run every test (real processes, real Python, real ONNX Runtime), then each fuzz target briefly
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@bash scripts/fuzz.sh 10s
 
 test-short: ## unit tests only
 	$(GO) test -short -count=1 ./...
 
 bench: setup build ## run the benchmarks (see BENCHMARKS.md)
 	@bash scripts/bench.sh
+
+fuzz: ## run every fuzz target for 60s
+	@bash scripts/fuzz.sh 60s
 
 faults: setup ## fault suite: replica and server kill -9, updates and traffic changes under load, slow and huge requests
 	@bash scripts/faults.sh
