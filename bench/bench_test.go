@@ -258,8 +258,8 @@ func TestBench(t *testing.T) {
 		"--source-dir", filepath.Join(dir, "trivial", "src"), "--python", python, "--workers", strconv.Itoa(perReplica), "--port", strconv.Itoa(pyPort)}, nil)
 	onnxURL := fmt.Sprintf("http://127.0.0.1:%d", onnxPort)
 	pyURL := fmt.Sprintf("http://127.0.0.1:%d", pyPort)
-	waitHealthy(t, onnxRep, onnxURL+"/", 30*time.Second)
-	waitHealthy(t, pyRep, pyURL+"/", 30*time.Second)
+	waitHealthy(t, onnxRep, onnxURL+"/v2/health/ready", 30*time.Second)
+	waitHealthy(t, pyRep, pyURL+"/v2/health/ready", 30*time.Second)
 	directInfer := Target{Name: "onnx OIP infer, direct", URL: onnxURL + "/v2/models/mlp/infer", Body: oipBody, Header: jsonHdr}
 	directOnnxScore := Target{Name: "onnx /score, direct", URL: onnxURL + "/score", Body: scoreMLP, Header: jsonHdr}
 	directPy := Target{Name: "score.py /score, direct", URL: pyURL + "/score", Body: scoreTiny, Header: jsonHdr}
@@ -384,7 +384,16 @@ func TestBench(t *testing.T) {
 	for _, p := range pairs {
 		dClosed, gClosed := closed[p.direct.Name], closed[p.gw.Name]
 		rate := half(dClosed)
-		cmp := gatewayCmp{name: p.direct.Name, direct: dClosed, gateway: gClosed, rate: rate}
+		cmp := gatewayCmp{name: p.direct.Name, direct: dClosed, gateway: gClosed, rate: rate, clientsEq: perReplica}
+		// The gateway lets perReplica requests in flight per replica and
+		// queues the rest; the same closed loop with only perReplica
+		// clients isolates the per-request cost from that queueing.
+		cmp.directEq, cmp.gatewayEq = Result{Codes: map[int]int{}}, Result{Codes: map[int]int{}}
+		for range rounds {
+			cmp.directEq = merge(cmp.directEq, ClosedLoop(ctx, p.direct, perReplica, math.MaxInt32, slice))
+			cmp.gatewayEq = merge(cmp.gatewayEq, ClosedLoop(ctx, p.gw, perReplica, math.MaxInt32, slice))
+		}
+		t.Logf("closed  %-28s %d clients: direct %v; gateway %v", p.direct.Name, perReplica, cmp.directEq, cmp.gatewayEq)
 		cmp.dOpen = openRun(p.direct, rate)
 		cmp.gOpen = openRun(p.gw, rate)
 		if gr := half(gClosed); gr < rate {

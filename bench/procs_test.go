@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelship/modelship/modelserver/onnx"
 )
 
 // proc is a child process in its own process group, killed (with every
@@ -145,7 +147,10 @@ func startServer(t testing.TB, bin string) *server {
 	s := &server{bin: bin, home: t.TempDir(), dataDir: t.TempDir()}
 	s.proc = startProc(t, "modelship server", bin,
 		[]string{"server", "--data-dir", s.dataDir, "--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"},
-		[]string{"HOME=" + s.home})
+		// HOME is a temp dir (no ~/.modelship/config.json of the user); the
+		// replicas still need the ONNX Runtime that setup.sh installed under
+		// the real HOME.
+		[]string{"HOME=" + s.home, "MODELSHIP_ORT_LIB=" + onnx.DefaultLibraryPath()})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if s.exited() {

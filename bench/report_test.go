@@ -25,10 +25,13 @@ type openRow struct {
 type gatewayCmp struct {
 	name            string
 	direct, gateway Result // closed loop
-	rate            int    // half the direct maximum
-	dOpen, gOpen    Result
-	lowRate         int // half the gateway's maximum, when lower than rate
-	dLow, gLow      Result
+	// closed loop with as many clients as the replica takes at once
+	directEq, gatewayEq Result
+	clientsEq           int
+	rate                int // half the direct maximum
+	dOpen, gOpen        Result
+	lowRate             int // half the gateway's maximum, when lower than rate
+	dLow, gLow          Result
 }
 
 // report collects TestBench's numbers and renders them as Markdown.
@@ -168,6 +171,15 @@ func (rep *report) markdown(failed bool) string {
 		}
 		p("\nThe first row of each model is at half the *direct* maximum (the target's wording); when the gateway's own\n")
 		p("maximum is lower than that rate, a second row is at half the *gateway's* maximum, where it is not saturated.\n\n")
+		p("Closed loop with only as many clients as the replica serves at once (the gateway queues the rest), so\n")
+		p("that the gateway's queueing does not count against it:\n\n")
+		p("| model | clients | direct req/s | gateway req/s | gateway / direct | direct p50 / p99 | gateway p50 / p99 | added p50 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, g := range rep.gateway {
+			p("| %s | %d | %.0f | %.0f | %.0f %% | %s / %s | %s / %s | %s |\n", strings.TrimSuffix(g.name, ", direct"), g.clientsEq,
+				g.directEq.RPS(), g.gatewayEq.RPS(), 100*g.gatewayEq.RPS()/g.directEq.RPS(),
+				us(g.directEq.P50), us(g.directEq.P99), us(g.gatewayEq.P50), us(g.gatewayEq.P99), us(g.gatewayEq.P50-g.directEq.P50))
+		}
+		p("\n")
 		p("| issue 4 target (trivial ONNX model) | measured | verdict |\n|---|---|---|\n")
 		if i := slices.IndexFunc(rep.gateway, func(g gatewayCmp) bool { return strings.HasPrefix(g.name, "onnx") }); i >= 0 {
 			g := rep.gateway[i]

@@ -47,10 +47,12 @@ step() {
   echo "bench: [$(date +%T)] $name: $*"
   timeout --kill-after=15 "$secs" "$@" >"$WORK/$name.log" 2>&1 &
   STEP_PID=$!
-  if wait "$STEP_PID"; then
+  local rc=0
+  wait "$STEP_PID" || rc=$?
+  if [ "$rc" = 0 ]; then
     echo "bench: [$(date +%T)] $name: ok"
   else
-    echo "bench: [$(date +%T)] $name: FAILED (exit $?); last lines:" >&2
+    echo "bench: [$(date +%T)] $name: FAILED (exit $rc); last lines:" >&2
     tail -n 15 "$WORK/$name.log" >&2
     FAILED+=("$name")
   fi
