@@ -15,7 +15,7 @@ func WriteReference(w io.Writer, root *cobra.Command) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Generated from the command definitions by `make docs`; do not edit by hand.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Global flags: `-w, --workspace` (env `MODELSHIP_WORKSPACE`, default `default`), `-h, --help`, `--version`.")
+	fmt.Fprintln(w, "Global flags: `-w, --workspace` (env `MODELSHIP_WORKSPACE`, default `default`), `--ca-file` (env `MODELSHIP_CA_FILE`), `-h, --help`, `--version`.")
 	fmt.Fprintln(w)
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
