@@ -341,12 +341,15 @@ func TestBench(t *testing.T) {
 	gwPy := Target{Name: "score.py /score, gateway", URL: gwURL("py-svc"), Body: scoreTiny, Header: key("py-svc")}
 	gwSklearn := Target{Name: "sklearn score.py, gateway", URL: gwURL("sklearn-svc"), Body: diabetes, Header: key("sklearn-svc")}
 	mustOK(t, gwSklearn)
-	type pair struct{ direct, gw Target }
-	pairs := []pair{{directPy, gwPy}}
+	type pair struct {
+		direct, gw Target
+		replica    *proc // serving direct
+	}
+	pairs := []pair{{directPy, gwPy, pyRep}}
 	targets := []Target{noopT, directInfer, directOnnxScore, directPy, gwPy}
 	if onnxErr == nil {
 		gwOnnx := Target{Name: "onnx /score, gateway", URL: gwURL("onnx-svc"), Body: scoreMLP, Header: key("onnx-svc")}
-		pairs = append([]pair{{directOnnxScore, gwOnnx}}, pairs...)
+		pairs = append([]pair{{directOnnxScore, gwOnnx, onnxRep}}, pairs...)
 		targets = append(targets, gwOnnx)
 	}
 
@@ -389,10 +392,19 @@ func TestBench(t *testing.T) {
 		// queues the rest; the same closed loop with only perReplica
 		// clients isolates the per-request cost from that queueing.
 		cmp.directEq, cmp.gatewayEq = Result{Codes: map[int]int{}}, Result{Codes: map[int]int{}}
+		// CPU time per request of the replica's serve-model process (Go
+		// side only: Python workers are children) and of the server.
+		var replicaCPU, serverCPU time.Duration
 		for range rounds {
+			c0 := cpuTime(p.replica.pid())
 			cmp.directEq = merge(cmp.directEq, ClosedLoop(ctx, p.direct, perReplica, math.MaxInt32, slice))
+			c1 := cpuTime(s.pid())
+			replicaCPU += cpuTime(p.replica.pid()) - c0
 			cmp.gatewayEq = merge(cmp.gatewayEq, ClosedLoop(ctx, p.gw, perReplica, math.MaxInt32, slice))
+			serverCPU += cpuTime(s.pid()) - c1
 		}
+		cmp.replicaCPU = replicaCPU / time.Duration(max(cmp.directEq.Requests, 1))
+		cmp.serverCPU = serverCPU / time.Duration(max(cmp.gatewayEq.Requests, 1))
 		t.Logf("closed  %-28s %d clients: direct %v; gateway %v", p.direct.Name, perReplica, cmp.directEq, cmp.gatewayEq)
 		cmp.dOpen = openRun(p.direct, rate)
 		cmp.gOpen = openRun(p.gw, rate)
@@ -413,8 +425,12 @@ func TestBench(t *testing.T) {
 	sleepT := Target{Name: "sleep 20 ms score.py, gateway", URL: gwURL("sleep-svc"), Body: scoreTiny, Header: key("sleep-svc")}
 	rep.autoscale = measureAutoscale(ctx, t, s, sleepT, clients, target)
 
-	// Idle memory after all of it.
-	time.Sleep(2 * time.Second)
+	// Idle memory and CPU after all of it (5 services deployed, 6 replicas
+	// of the autoscaled one until it scales down).
+	time.Sleep(time.Second)
+	c0 := cpuTime(s.pid())
+	time.Sleep(3 * time.Second)
+	rep.serverIdleCPU = float64(cpuTime(s.pid())-c0) / float64(3*time.Second)
 	rep.serverEndMiB = rssMiB(s.pid())
 	rep.onnxReplicaEndMiB = rssMiB(onnxRep.pid())
 }

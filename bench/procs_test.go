@@ -131,6 +131,26 @@ func rssMiB(pid int) float64 {
 	return 0
 }
 
+// cpuTime is the user+system CPU time a process has used (its own
+// threads, not its children's), at the kernel's clock-tick resolution.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the ")" closing the command name: state is field 3,
+	// utime 14 and stime 15 (1-based), i.e. indexes 11 and 12 here.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticksPerSecond
+}
+
 // server is a running `modelship server` and a CLI bound to it.
 type server struct {
 	*proc

@@ -28,10 +28,13 @@ type gatewayCmp struct {
 	// closed loop with as many clients as the replica takes at once
 	directEq, gatewayEq Result
 	clientsEq           int
-	rate                int // half the direct maximum
-	dOpen, gOpen        Result
-	lowRate             int // half the gateway's maximum, when lower than rate
-	dLow, gLow          Result
+	// CPU per request: the server process through the gateway, the
+	// serve-model process directly
+	serverCPU, replicaCPU time.Duration
+	rate                  int // half the direct maximum
+	dOpen, gOpen          Result
+	lowRate               int // half the gateway's maximum, when lower than rate
+	dLow, gLow            Result
 }
 
 // report collects TestBench's numbers and renders them as Markdown.
@@ -45,6 +48,7 @@ type report struct {
 	autoscale                             autoscaleResult
 	serverEmptyMiB, serverOneSvcMiB       float64
 	serverEndMiB                          float64
+	serverIdleCPU                         float64 // share of one core
 	onnxReplicaIdleMiB, onnxReplicaEndMiB float64
 }
 
@@ -173,13 +177,16 @@ func (rep *report) markdown(failed bool) string {
 		p("maximum is lower than that rate, a second row is at half the *gateway's* maximum, where it is not saturated.\n\n")
 		p("Closed loop with only as many clients as the replica serves at once (the gateway queues the rest), so\n")
 		p("that the gateway's queueing does not count against it:\n\n")
-		p("| model | clients | direct req/s | gateway req/s | gateway / direct | direct p50 / p99 | gateway p50 / p99 | added p50 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| model | clients | direct req/s | gateway req/s | gateway / direct | direct p50 / p99 | gateway p50 / p99 | added p50 | server CPU / req (gateway) | serve-model CPU / req (direct) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, g := range rep.gateway {
-			p("| %s | %d | %.0f | %.0f | %.0f %% | %s / %s | %s / %s | %s |\n", strings.TrimSuffix(g.name, ", direct"), g.clientsEq,
+			p("| %s | %d | %.0f | %.0f | %.0f %% | %s / %s | %s / %s | %s | %s | %s |\n", strings.TrimSuffix(g.name, ", direct"), g.clientsEq,
 				g.directEq.RPS(), g.gatewayEq.RPS(), 100*g.gatewayEq.RPS()/g.directEq.RPS(),
-				us(g.directEq.P50), us(g.directEq.P99), us(g.gatewayEq.P50), us(g.gatewayEq.P99), us(g.gatewayEq.P50-g.directEq.P50))
+				us(g.directEq.P50), us(g.directEq.P99), us(g.gatewayEq.P50), us(g.gatewayEq.P99), us(g.gatewayEq.P50-g.directEq.P50),
+				us(g.serverCPU), us(g.replicaCPU))
 		}
-		p("\n")
+		p("\nCPU per request is the process's user+system time over the run divided by the requests (10 ms tick\n")
+		p("resolution over thousands of requests). The server's figure is what the front end costs per request; the\n")
+		p("serve-model figure is the replica's Go side (for score.py the Python workers are extra).\n\n")
 		p("| issue 4 target (trivial ONNX model) | measured | verdict |\n|---|---|---|\n")
 		if i := slices.IndexFunc(rep.gateway, func(g gatewayCmp) bool { return strings.HasPrefix(g.name, "onnx") }); i >= 0 {
 			g := rep.gateway[i]
@@ -231,7 +238,7 @@ func (rep *report) markdown(failed bool) string {
 		p("| just started, no model, no service (issue 2: idle ≤ 40 MB → %s) | %.1f MiB |\n", strings.Trim(verdict(rep.serverEmptyMiB*1.048576 <= 40), "*"), rep.serverEmptyMiB)
 		p("| one service deployed, idle | %.1f MiB |\n", rep.serverOneSvcMiB)
 		if rep.serverEndMiB > 0 {
-			p("| after all the load above, 4 services (autoscaled one included), idle 2 s | %.1f MiB |\n", rep.serverEndMiB)
+			p("| after all the load above, 4 services (autoscaled one included), idle 4 s | %.1f MiB (CPU while idle: %.1f %% of a core) |\n", rep.serverEndMiB, 100*rep.serverIdleCPU)
 		}
 		p("\nRSS is the server process only (`VmRSS`); replicas are separate processes.\n")
 	}

@@ -117,6 +117,10 @@ HDR
   if [ ${#FAILED[@]} -gt 0 ]; then
     printf '| **failed steps** | %s (see below) |\n' "${FAILED[*]}"
   fi
+  if awk -v n="$(nproc)" -v a="${LOAD_BEFORE%% *}" -v b="${LOAD_AFTER%% *}" 'BEGIN { exit !(a > n || b > n) }'; then
+    printf '\n> **The machine was busy** (1-minute load average above its %s cores before or after the run): other\n' "$(nproc)"
+    printf '> work competed for the CPU, so latencies (p99 above all) and absolute rates are inflated and noisy.\n'
+  fi
 
   cat <<'TXT'
 
