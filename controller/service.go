@@ -361,6 +361,14 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 	for k, v := range svc.Inference.EnvironmentVariables {
 		env[k] = v
 	}
+	// Where replicas store collected model data and request telemetry
+	// (set only when on, so other services keep their revision).
+	if b, _ := strconv.ParseBool(env["MODELSHIP_COLLECT_REQUESTS"]); s.DataCollectionEnabled || b {
+		env["MODELSHIP_MODELDATA_DIR"] = filepath.Join(c.cfg.DataDir, "modeldata")
+	}
+	if s.AppInsightsEnabled {
+		env["MODELSHIP_TELEMETRY_DIR"] = filepath.Join(c.cfg.DataDir, "telemetry")
+	}
 	spec := &compute.Spec{
 		ID: c.deploymentID(svc.Workspace, svc.Name), Replicas: svc.DesiredReplicas, Env: env,
 		CPU: s.CPU, MemoryGB: s.MemoryGB, MemoryLimitGB: s.MemoryGBLimit, GPUs: s.GPUs,

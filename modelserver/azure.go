@@ -33,7 +33,8 @@ func newRequestID() string {
 
 // handleScore serves /score: GET and POST go to the runtime, OPTIONS is a
 // CORS pre-flight, anything else is 405.
-func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) int {
+// A non-nil ev receives the request and response bodies.
+func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string, ev *RequestEvent) int {
 	switch r.Method {
 	case http.MethodGet, http.MethodPost:
 	case http.MethodOptions:
@@ -59,6 +60,9 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) 
 			return s.bodyError(w, "message", err)
 		}
 		req.Body = body
+		if ev != nil {
+			ev.RequestBody = body
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ScoringTimeout)
@@ -102,6 +106,9 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string) 
 	h["Content-Length"] = vals[1:2:2]
 	w.WriteHeader(status)
 	w.Write(resp.Body)
+	if ev != nil {
+		ev.ResponseBody = resp.Body
+	}
 	return status
 }
 

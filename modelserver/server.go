@@ -48,6 +48,26 @@ type ServerConfig struct {
 	Logger *slog.Logger
 	// Version is reported by GET /v2 as the server version.
 	Version string
+	// OnRequest, when set, is called once per request after the response
+	// was written, on the request's goroutine (request telemetry, payload
+	// collection). It must not block, and must copy the bodies of the
+	// event if it keeps them beyond the call.
+	OnRequest func(ev *RequestEvent)
+}
+
+// RequestEvent describes one answered request, for ServerConfig.OnRequest.
+type RequestEvent struct {
+	Start           time.Time     // when the request arrived
+	Duration        time.Duration // time to answer it
+	Method          string        // HTTP method
+	Path            string        // URL path
+	Route           string        // route label of the metrics, e.g. "/score"
+	Header          http.Header   // request headers (traceparent, ...)
+	RequestID       string        // x-request-id (used or generated); empty when rejected early
+	ClientRequestID string        // x-ms-client-request-id
+	Status          int           // HTTP status answered
+	RequestBody     []byte        // /score request body (valid during the call only)
+	ResponseBody    []byte        // /score response body (valid during the call only)
 }
 
 // ParseCORSOrigins splits a comma-separated origin list (the format of
@@ -218,21 +238,34 @@ var (
 // ServeHTTP routes one request and records its metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	route, status := s.serve(w, r)
-	s.metrics.observe(route, status, time.Since(start))
+	if s.cfg.OnRequest == nil {
+		route, status := s.serve(w, r, nil)
+		s.metrics.observe(route, status, time.Since(start))
+		return
+	}
+	ev := &RequestEvent{Start: start, Method: r.Method, Path: r.URL.Path, Header: r.Header}
+	route, status := s.serve(w, r, ev)
+	ev.Duration = time.Since(start)
+	s.metrics.observe(route, status, ev.Duration)
+	ev.Route, ev.Status = route, status
+	s.cfg.OnRequest(ev)
 }
 
-// serve handles one request and returns its route label and status.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
+// serve handles one request and returns its route label and status. A
+// non-nil ev receives the request ids and the /score bodies.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, ev *RequestEvent) (string, int) {
 	route := routeOf(r.URL.Path)
 	id, ok := s.requestIDs(w.Header(), r.Header)
 	if !ok {
 		return route, writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, jsonObject("message",
 			fmt.Sprintf("request id headers must be at most %d characters", maxRequestIDSize)))
 	}
+	if ev != nil {
+		ev.RequestID, ev.ClientRequestID = id, headerValue(r.Header, hdrClientRequestID)
+	}
 	switch route {
 	case routeScore:
-		return route, s.handleScore(w, r, id)
+		return route, s.handleScore(w, r, id, ev)
 	case routeModelInfer:
 		return route, s.handleInfer(w, r)
 	case routeHealth:

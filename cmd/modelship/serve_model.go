@@ -22,9 +22,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/datacollect"
 	"github.com/modelship/modelship/modelserver"
 	"github.com/modelship/modelship/modelserver/onnx"
 	"github.com/modelship/modelship/modelserver/python"
+	"github.com/modelship/modelship/telemetry"
 )
 
 // Runtime names of serve-model's --runtime flag.
@@ -61,6 +63,15 @@ type serveModelOptions struct {
 	workspaceName  string
 	shutdownGrace  time.Duration
 	maxBodyBytes   int64
+
+	// Model data collection and request telemetry.
+	collectModelData bool    // AML_MODEL_DC_STORAGE_ENABLED
+	appInsights      bool    // AML_APP_INSIGHTS_ENABLED
+	modelDataDir     string  // root of collected data, <data-dir>/modeldata
+	telemetryDir     string  // root of request telemetry, <data-dir>/telemetry
+	collectRequests  bool    // v2 request/response payload collection
+	samplingRate     float64 // share of requests collected
+	replicaID        string  // MODELSHIP_REPLICA_ID
 }
 
 // envDefaults maps a flag to the environment variable that sets it when
@@ -82,6 +93,13 @@ var envDefaults = []struct{ flag, env string }{
 	{"service-name", "SERVICE_NAME"},
 	{"service-version", "SERVICE_VERSION"},
 	{"workspace-name", "WORKSPACE_NAME"},
+	{"collect-model-data", "AML_MODEL_DC_STORAGE_ENABLED"},
+	{"app-insights", "AML_APP_INSIGHTS_ENABLED"},
+	{"modeldata-dir", "MODELSHIP_MODELDATA_DIR"},
+	{"telemetry-dir", "MODELSHIP_TELEMETRY_DIR"},
+	{"collect-requests", "MODELSHIP_COLLECT_REQUESTS"},
+	{"sampling-rate", "MODELSHIP_SAMPLING_RATE"},
+	{"replica-id", "MODELSHIP_REPLICA_ID"},
 }
 
 // newServeModelCmd returns `modelship serve-model`, the replica process.
@@ -106,6 +124,16 @@ AZUREML_MODEL_DIR, SCORING_TIMEOUT_MS, AML_CORS_ORIGINS, WORKER_COUNT,
 SERVICE_NAME, SERVICE_VERSION, WORKSPACE_NAME, and MODELSHIP_PYTHON,
 MODELSHIP_ORT_LIB, MODELSHIP_HOST, MODELSHIP_PORT, MODELSHIP_RUNTIME,
 MODELSHIP_MODEL_NAME, MODELSHIP_MODEL_VERSION.
+
+Model data collection (AML_MODEL_DC_STORAGE_ENABLED, --collect-model-data)
+appends the rows of score.py's ModelDataCollector.collect() as CSV under
+--modeldata-dir (MODELSHIP_MODELDATA_DIR) in Azure's layout
+<workspace>/<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>/data.csv.
+--collect-requests (MODELSHIP_COLLECT_REQUESTS) with --sampling-rate
+(MODELSHIP_SAMPLING_RATE) also stores a share of the /score request and
+response bodies as hourly JSON lines there. Request telemetry
+(AML_APP_INSIGHTS_ENABLED, --app-insights) writes one JSON line per request
+under --telemetry-dir (MODELSHIP_TELEMETRY_DIR). See docs/data-collection.md.
 
 To use your own virtualenv or conda environment, point --python (or
 MODELSHIP_PYTHON) at its interpreter, e.g. ./venv/bin/python.
@@ -157,6 +185,13 @@ reports not ready, lets in-flight requests finish, then stops the runtime.`,
 	f.StringVar(&o.workspaceName, "workspace-name", "", "workspace name passed to the scoring script")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", modelserver.DefaultMaxBodyBytes, "largest request body accepted; larger bodies get 413")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", modelserver.DefaultShutdownGrace, "how long in-flight requests may run after SIGTERM")
+	f.BoolVar(&o.collectModelData, "collect-model-data", false, "store the rows of ModelDataCollector.collect() (AML_MODEL_DC_STORAGE_ENABLED)")
+	f.BoolVar(&o.appInsights, "app-insights", false, "write request telemetry records (AML_APP_INSIGHTS_ENABLED)")
+	f.StringVar(&o.modelDataDir, "modeldata-dir", "", "directory of collected model data (without it, collected rows are only logged)")
+	f.StringVar(&o.telemetryDir, "telemetry-dir", "", "directory of request telemetry (without it, no telemetry is written)")
+	f.BoolVar(&o.collectRequests, "collect-requests", false, "store sampled /score request and response bodies under --modeldata-dir")
+	f.Float64Var(&o.samplingRate, "sampling-rate", 1, "share of requests --collect-requests stores, 0 to 1")
+	f.StringVar(&o.replicaID, "replica-id", "", "replica name written in telemetry (MODELSHIP_REPLICA_ID)")
 	return cmd
 }
 
@@ -186,6 +221,17 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	if o.scoringTimeout <= 0 {
 		return modelship.Errorf(modelship.EINVALID, "--scoring-timeout-ms must be positive, got %d", o.scoringTimeout)
 	}
+	if o.samplingRate < 0 || o.samplingRate > 1 {
+		return modelship.Errorf(modelship.EINVALID, "--sampling-rate must be between 0 and 1, got %g", o.samplingRate)
+	}
+	if o.collectRequests && o.modelDataDir == "" {
+		return modelship.Errorf(modelship.EINVALID, "--collect-requests needs --modeldata-dir (or MODELSHIP_MODELDATA_DIR)")
+	}
+	col, err := newCollection(o, log)
+	if err != nil {
+		return err
+	}
+	defer col.close(ctx, log, o.shutdownGrace)
 	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -206,7 +252,9 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 		Registry:       reg,
 		Logger:         log,
 		Version:        serverVersion(),
+		OnRequest:      col.onRequest(),
 	})
+	col.register(reg)
 	// Once draining, a second SIGINT/SIGTERM ends the process at once.
 	stopReset := context.AfterFunc(ctx, func() { signal.Reset(os.Interrupt, syscall.SIGTERM) })
 	defer stopReset()
@@ -218,7 +266,7 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 
 	log.Info("starting runtime", "runtime", kind, "model_dir", o.modelDir, "entry_script", o.entryScript)
 	start := time.Now()
-	real, err := newRuntime(ctx, kind, o, log)
+	real, err := newRuntime(ctx, kind, o, log, col.collect())
 	if err != nil {
 		stopServing()
 		serveErr := <-served
@@ -327,7 +375,8 @@ func (e *startupError) Unwrap() error { return e.err }
 func (e *startupError) ExitCode() int { return startupExitCode }
 
 // newRuntime starts the runtime of the given kind.
-func newRuntime(ctx context.Context, kind string, o *serveModelOptions, log *slog.Logger) (modelserver.Runtime, error) {
+// collect, when not nil, receives the rows of ModelDataCollector.
+func newRuntime(ctx context.Context, kind string, o *serveModelOptions, log *slog.Logger, collect func(python.CollectRecord)) (modelserver.Runtime, error) {
 	switch kind {
 	case runtimePython, runtimeSklearn:
 		cfg := python.Config{
@@ -342,7 +391,10 @@ func newRuntime(ctx context.Context, kind string, o *serveModelOptions, log *slo
 			Env:            map[string]string{"SCORING_TIMEOUT_MS": strconv.Itoa(o.scoringTimeout)},
 			Logger:         log,
 			Stdout:         os.Stdout,
+			Collect:        collect,
 		}
+		cfg.Env["AML_MODEL_DC_STORAGE_ENABLED"] = strconv.FormatBool(o.collectModelData)
+		cfg.Env["AML_APP_INSIGHTS_ENABLED"] = strconv.FormatBool(o.appInsights)
 		if o.corsOrigins != "" {
 			cfg.Env["AML_CORS_ORIGINS"] = o.corsOrigins
 		}
@@ -420,4 +472,150 @@ func onnxModels(dir, name, version string) ([]onnx.Model, error) {
 func isVersion(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n > 0
+}
+
+// collection is a replica's model data collection and request telemetry;
+// its zero value (everything off) is usable.
+type collection struct {
+	data      *datacollect.Writer         // CSV rows and request payloads
+	sampler   *datacollect.RequestSampler // nil: no request collection
+	telemetry *telemetry.Writer           // nil: no telemetry
+	payloads  bool                        // telemetry keeps input and prediction
+	logOnly   bool                        // collection on, but nowhere to store it
+}
+
+// newCollection starts the writers the options ask for.
+func newCollection(o *serveModelOptions, log *slog.Logger) (*collection, error) {
+	c := &collection{payloads: o.collectModelData}
+	models := deployedModels(o)
+	if (o.collectModelData || o.collectRequests) && o.modelDataDir != "" {
+		versions := make(map[string]string, len(models))
+		for _, m := range models {
+			versions[m[0]] = m[1]
+		}
+		w, err := datacollect.New(datacollect.Config{
+			Root: o.modelDataDir, Workspace: o.workspaceName, Service: o.serviceName,
+			ModelVersions: versions, Replica: o.replicaID, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("model data collection: %w", err)
+		}
+		c.data = w
+		if o.collectRequests {
+			c.sampler = &datacollect.RequestSampler{Writer: w, Rate: o.samplingRate}
+		}
+		log.Info("model data collection on", "dir", o.modelDataDir, "collect_requests", o.collectRequests, "sampling_rate", o.samplingRate)
+	} else if o.collectModelData {
+		c.logOnly = true
+		log.Info("model data collection is on but no --modeldata-dir is set: collected rows are only logged")
+	}
+	if o.appInsights && o.telemetryDir != "" {
+		names := make([]string, len(models))
+		for i, m := range models {
+			names[i] = m[0] + ":" + m[1]
+		}
+		tw, err := telemetry.New(telemetry.Config{
+			Dir: o.telemetryDir, Workspace: o.workspaceName, Service: o.serviceName,
+			Models: names, Replica: o.replicaID, Logger: log,
+		})
+		if err != nil {
+			c.close(context.Background(), log, time.Second)
+			return nil, fmt.Errorf("request telemetry: %w", err)
+		}
+		c.telemetry = tw
+		log.Info("request telemetry on", "dir", o.telemetryDir)
+	}
+	return c, nil
+}
+
+// onRequest returns the server's request hook, nil when nothing is on.
+func (c *collection) onRequest() func(*modelserver.RequestEvent) {
+	tw, s, payloads := c.telemetry, c.sampler, c.payloads
+	switch {
+	case tw == nil && s == nil:
+		return nil
+	case s == nil:
+		return func(ev *modelserver.RequestEvent) { tw.Observe(ev, payloads) }
+	case tw == nil:
+		return s.Observe
+	}
+	return func(ev *modelserver.RequestEvent) {
+		tw.Observe(ev, payloads)
+		s.Observe(ev)
+	}
+}
+
+// collect returns the Python runtime's ModelDataCollector sink, nil when
+// rows are only logged by the runtime.
+func (c *collection) collect() func(python.CollectRecord) {
+	if c.data == nil || c.logOnly {
+		return nil
+	}
+	w := c.data
+	return func(r python.CollectRecord) {
+		w.Collect(datacollect.Record{
+			Time: r.Time, RequestID: r.RequestID, CorrelationID: r.CorrelationID,
+			Workspace: r.Workspace, Service: r.Service, Model: r.Model, ModelVersion: r.ModelVersion,
+			Designation: r.Designation, CollectionName: r.CollectionName, FeatureNames: r.FeatureNames, Rows: r.Rows,
+		})
+	}
+}
+
+// register adds the writers' metrics to reg.
+func (c *collection) register(reg *prometheus.Registry) {
+	if c.data != nil {
+		reg.MustRegister(c.data.Collectors()...)
+	}
+	if c.telemetry != nil {
+		reg.MustRegister(c.telemetry.Collectors()...)
+	}
+}
+
+// close flushes and closes the writers, waiting at most grace.
+func (c *collection) close(ctx context.Context, log *slog.Logger, grace time.Duration) {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(grace, 5*time.Second))
+	defer cancel()
+	if c.data != nil {
+		if err := c.data.Close(closeCtx); err != nil {
+			log.Warn("closing model data collection", "err", err)
+		}
+	}
+	if c.telemetry != nil {
+		if err := c.telemetry.Close(closeCtx); err != nil {
+			log.Warn("closing request telemetry", "err", err)
+		}
+	}
+}
+
+// deployedModels lists the served models as {name, version}: the one of
+// --model-name/--model-version, or of an Azure <name>/<version> model
+// directory, or every <name>/<version> under a multi-model directory.
+func deployedModels(o *serveModelOptions) [][2]string {
+	if o.modelName != "" {
+		return [][2]string{{o.modelName, cmp.Or(o.modelVersion, "default")}}
+	}
+	if o.modelDir == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(o.modelDir)
+	if err != nil {
+		return nil
+	}
+	if isVersion(filepath.Base(abs)) {
+		return [][2]string{{filepath.Base(filepath.Dir(abs)), filepath.Base(abs)}}
+	}
+	var out [][2]string
+	names, _ := os.ReadDir(abs)
+	for _, n := range names {
+		if !n.IsDir() {
+			continue
+		}
+		versions, _ := os.ReadDir(filepath.Join(abs, n.Name()))
+		for _, v := range versions {
+			if v.IsDir() && isVersion(v.Name()) {
+				out = append(out, [2]string{n.Name(), v.Name()})
+			}
+		}
+	}
+	return out
 }
