@@ -358,6 +358,9 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 	if svc.Inference.PythonInterpreter != "" {
 		env["MODELSHIP_PYTHON"] = svc.Inference.PythonInterpreter
 	}
+	for k, v := range c.cfg.ReplicaEnv {
+		env[k] = v
+	}
 	for k, v := range svc.Inference.EnvironmentVariables {
 		env[k] = v
 	}

@@ -33,4 +33,9 @@ if [ ! -f "$ORT_DIR/libonnxruntime.so" ] || ! echo "$ORT_SHA256  $ORT_DIR/libonn
   mkdir -p "$ORT_DIR"
   cp "$lib" "$ORT_DIR/libonnxruntime.so.tmp" && mv "$ORT_DIR/libonnxruntime.so.tmp" "$ORT_DIR/libonnxruntime.so"
 fi
+# A system-wide copy for servers and replicas running with another HOME.
+SYS_DIR="/usr/local/lib/modelship/onnxruntime/$ORT_VERSION"
+if [ "$(id -u)" = 0 ] && ! cmp -s "$ORT_DIR/libonnxruntime.so" "$SYS_DIR/libonnxruntime.so" 2>/dev/null; then
+  mkdir -p "$SYS_DIR" && cp "$ORT_DIR/libonnxruntime.so" "$SYS_DIR/libonnxruntime.so.tmp" && mv "$SYS_DIR/libonnxruntime.so.tmp" "$SYS_DIR/libonnxruntime.so"
+fi
 echo "setup: ok (ONNX Runtime at $ORT_DIR/libonnxruntime.so)"

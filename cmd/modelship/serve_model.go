@@ -328,6 +328,9 @@ func chooseRuntime(o *serveModelOptions) (string, error) {
 
 // scanModelDir lists the .onnx and .pkl/.joblib files under dir.
 func scanModelDir(dir string) (onnxFiles, sklearnFiles []string, err error) {
+	if real, rerr := filepath.EvalSymlinks(dir); rerr == nil {
+		dir = real
+	}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

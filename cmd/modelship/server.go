@@ -29,6 +29,7 @@ import (
 	"github.com/modelship/modelship/gateway"
 	"github.com/modelship/modelship/httpapi"
 	"github.com/modelship/modelship/internal/tlsutil"
+	"github.com/modelship/modelship/modelserver/onnx"
 	"github.com/modelship/modelship/registry"
 	"github.com/modelship/modelship/sqlite"
 	"github.com/spf13/cobra"
@@ -248,6 +249,7 @@ func (s *Server) open(ctx context.Context) error {
 		DataDir:              s.cfg.DataDir,
 		GatewayURL:           s.gwURL,
 		LocalCapacity:        capacity,
+		ReplicaEnv:           replicaEnv(),
 		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
 		ScaleStatus: func(route, version string) string {
 			st, ok := gw.ScaleStatus(route, version)
@@ -504,4 +506,16 @@ func tlsHosts(addrs ...string) []string {
 		hosts = append(hosts, h)
 	}
 	return hosts
+}
+
+// replicaEnv is what every replica gets from the server: the ONNX Runtime
+// library the server resolved, so replicas find it whatever their HOME.
+func replicaEnv() map[string]string {
+	env := map[string]string{}
+	if p := onnx.DefaultLibraryPath(); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			env["MODELSHIP_ORT_LIB"] = p
+		}
+	}
+	return env
 }

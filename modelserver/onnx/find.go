@@ -17,6 +17,11 @@ import (
 // empty) and defaultVersion. It fails, naming dir, when nothing is found.
 func FindModels(dir, defaultName, defaultVersion string) ([]Model, error) {
 	var files []string // relative to dir, slash-separated
+	// A symlinked model folder is walked through its target (WalkDir does
+	// not follow a symlinked root).
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -51,8 +51,20 @@ func DefaultLibraryPath() string {
 		}
 		cache = filepath.Join(base, "modelship")
 	}
-	return filepath.Join(cache, "onnxruntime", ORTVersion, "libonnxruntime.so")
+	p := filepath.Join(cache, "onnxruntime", ORTVersion, "libonnxruntime.so")
+	if _, err := os.Stat(p); err != nil {
+		// scripts/setup.sh run as root also installs a system-wide copy,
+		// so servers and replicas with another HOME find it too.
+		if _, serr := os.Stat(SystemLibraryPath); serr == nil {
+			return SystemLibraryPath
+		}
+	}
+	return p
 }
+
+// SystemLibraryPath is where scripts/setup.sh, run as root, installs the
+// library for every user.
+var SystemLibraryPath = filepath.Join("/usr/local/lib/modelship/onnxruntime", ORTVersion, "libonnxruntime.so")
 
 // ErrLibraryNotFound is returned (wrapped) when the ONNX Runtime library is
 // missing.

@@ -103,6 +103,9 @@ const maxListing = 200
 // listDir returns up to maxListing entries under dir, relative, dirs with "/".
 func listDir(dir string) []string {
 	var out []string
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if len(out) >= maxListing {
 			return filepath.SkipAll
