@@ -43,8 +43,10 @@ func DefaultLibraryPath() string {
 		return p
 	}
 	cache := os.Getenv("MODELSHIP_CACHE_DIR")
+	explicit := cache != ""
 	if cache == "" {
 		base := os.Getenv("XDG_CACHE_HOME")
+		explicit = base != ""
 		if base == "" {
 			home, _ := os.UserHomeDir()
 			base = filepath.Join(home, ".cache")
@@ -52,7 +54,7 @@ func DefaultLibraryPath() string {
 		cache = filepath.Join(base, "modelship")
 	}
 	p := filepath.Join(cache, "onnxruntime", ORTVersion, "libonnxruntime.so")
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Stat(p); err != nil && !explicit {
 		// scripts/setup.sh run as root also installs a system-wide copy,
 		// so servers and replicas with another HOME find it too.
 		if _, serr := os.Stat(SystemLibraryPath); serr == nil {

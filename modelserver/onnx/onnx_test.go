@@ -434,6 +434,17 @@ func TestDefaultLibraryPath(t *testing.T) {
 	if got := onnx.DefaultLibraryPath(); got != "/x/modelship/onnxruntime/1.24.1/libonnxruntime.so" {
 		t.Errorf("with XDG_CACHE_HOME: %s", got)
 	}
+	// Without a cache setting and nothing under HOME, the system-wide copy.
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", t.TempDir())
+	sys := filepath.Join(t.TempDir(), "libonnxruntime.so")
+	os.WriteFile(sys, []byte("x"), 0o644)
+	old := onnx.SystemLibraryPath
+	onnx.SystemLibraryPath = sys
+	defer func() { onnx.SystemLibraryPath = old }()
+	if got := onnx.DefaultLibraryPath(); got != sys {
+		t.Errorf("with nothing under HOME: %s, want the system copy %s", got, sys)
+	}
 	t.Setenv("MODELSHIP_ORT_LIB", "/lib/ort.so")
 	if got := onnx.DefaultLibraryPath(); got != "/lib/ort.so" {
 		t.Errorf("with MODELSHIP_ORT_LIB: %s", got)
