@@ -164,6 +164,11 @@ type AutoScalerConfig struct {
 // DataCollectionConfig is the dataCollection object of a deployment config.
 type DataCollectionConfig struct {
 	StorageEnabled *bool `json:"storageEnabled,omitempty"`
+	// CollectRequests (modelship extension, after Azure ML v2's data
+	// collector) stores a sample of request and response payloads.
+	CollectRequests *bool `json:"collectRequests,omitempty"`
+	// SamplingRate is the share of requests collected, 0 < r ≤ 1 (default 1).
+	SamplingRate *float64 `json:"samplingRate,omitempty"`
 }
 
 // ContainerResourceRequirements are a replica's resource requests and
@@ -223,6 +228,10 @@ type ServiceSettings struct {
 
 	AppInsightsEnabled    bool `json:"appInsightsEnabled"`
 	DataCollectionEnabled bool `json:"dataCollectionEnabled"`
+	// CollectRequests stores sampled request/response payloads at the rate
+	// SamplingRate (0 < r ≤ 1).
+	CollectRequests bool    `json:"collectRequests,omitempty"`
+	SamplingRate    float64 `json:"samplingRate,omitempty"`
 
 	ScoringTimeout                    time.Duration `json:"scoringTimeout"`
 	MaxQueueWait                      time.Duration `json:"maxQueueWait"`
@@ -488,7 +497,7 @@ func (c *DeploymentConfig) Warnings() []string {
 		w = append(w, "port has no effect: services are reached through the gateway at /api/v1/service/<name>/score, not on a port of their own")
 	}
 	if cfgIsTrue(c.AppInsightsEnabled) {
-		w = append(w, "appInsightsEnabled has no effect: there is no Application Insights here; request metrics are on the gateway's /metrics endpoint and print() output is in the service logs")
+		w = append(w, "appInsightsEnabled: there is no Application Insights here; each request is recorded as a JSON line under <data-dir>/telemetry/<workspace>/<service>/ (docs/data-collection.md), metrics are on /metrics and print() output is in the service logs")
 	}
 	if c.Namespace != nil {
 		w = append(w, "namespace has no effect on the local compute target (it has no Kubernetes namespaces); it is recorded with the service")
@@ -520,6 +529,9 @@ func (c *DeploymentConfig) checkFields(ct string, p *cfgProblems) {
 		cfgPositiveFloat(p, "containerResourceRequirements.memoryInGB", r.MemoryInGB, "gigabytes, e.g. 1.5")
 		cfgPositiveFloat(p, "containerResourceRequirements.cpuLimit", r.CPULimit, "CPU cores, at least containerResourceRequirements.cpu")
 		cfgPositiveFloat(p, "containerResourceRequirements.memoryInGBLimit", r.MemoryInGBLimit, "gigabytes, at least containerResourceRequirements.memoryInGB")
+	}
+	if d := c.DataCollection; d != nil && d.SamplingRate != nil && (*d.SamplingRate <= 0 || *d.SamplingRate > 1 || math.IsNaN(*d.SamplingRate)) {
+		p.add("dataCollection.samplingRate is %g; use a share above 0 and at most 1, e.g. 0.1 for one request in ten", *d.SamplingRate)
 	}
 	if c.GPUCores != nil && *c.GPUCores < 0 {
 		p.add("gpuCores is %d; use a whole number of GPUs, 0 or more", *c.GPUCores)
@@ -751,6 +763,12 @@ func (c *DeploymentConfig) applyTo(s *ServiceSettings) {
 	}
 	if c.DataCollection != nil && c.DataCollection.StorageEnabled != nil {
 		s.DataCollectionEnabled = *c.DataCollection.StorageEnabled
+	}
+	if c.DataCollection != nil && c.DataCollection.CollectRequests != nil {
+		s.CollectRequests = *c.DataCollection.CollectRequests
+	}
+	if c.DataCollection != nil && c.DataCollection.SamplingRate != nil {
+		s.SamplingRate = *c.DataCollection.SamplingRate
 	}
 	if c.ScoringTimeoutMs != nil {
 		s.ScoringTimeout = time.Duration(*c.ScoringTimeoutMs) * time.Millisecond

@@ -286,7 +286,7 @@ func TestDeploymentConfig_Warnings(t *testing.T) {
 		{`{"computeType": "aks"}`, nil},
 		{`{"computeType": "local", "port": 8890}`, []string{"port has no effect"}},
 		{`{"computeType": "aci", "location": "westus", "sslEnabled": true}`, []string{"location has no effect", "sslEnabled has no effect"}},
-		{`{"computeType": "aks", "appInsightsEnabled": true, "namespace": "ns"}`, []string{"appInsightsEnabled has no effect", "namespace has no effect"}},
+		{`{"computeType": "aks", "appInsightsEnabled": true, "namespace": "ns"}`, []string{"appInsightsEnabled: there is no Application Insights here", "namespace has no effect"}},
 		{`{"computeType": "aks", "appInsightsEnabled": false}`, nil},
 		{`{"computeType": "aks", "scoringTimeoutMs": 300001}`, []string{"above Azure's limit"}},
 		{`{"computeType": "aks", "authEnabled": false, "keys": {"primaryKey": "abc"}}`, []string{"keys are stored but not used"}},

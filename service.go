@@ -3,6 +3,7 @@ package modelship
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 )
 
@@ -187,6 +188,9 @@ type DeploymentService interface {
 	RegenKey(ctx context.Context, ws, name, which, value string) (*ServiceKeys, error)
 	Token(ctx context.Context, ws, name string) (*AccessToken, error)
 	Logs(ctx context.Context, ws, name string, opts LogOptions) ([]string, error)
+	// CollectedData writes the rows score.py's ModelDataCollector stored
+	// for a designation (and optionally one model) since a time, as CSV.
+	CollectedData(ctx context.Context, ws, name, designation, model string, since time.Time, w io.Writer) error
 	// Operation returns an operation with log lines after afterSeq.
 	Operation(ctx context.Context, id string, afterSeq int) (*Operation, error)
 

@@ -53,6 +53,8 @@ var settingFlags = []settingFlag{
 	{"token-auth-enabled", "tokenAuthEnabled", "bool", "token auth"},
 	{"enable-app-insights", "appInsightsEnabled", "bool", "request telemetry"},
 	{"collect-model-data", "dataCollection.storageEnabled", "bool", "model data collection"},
+	{"collect-requests", "dataCollection.collectRequests", "bool", "store sampled request/response payloads"},
+	{"sampling-rate", "dataCollection.samplingRate", "float", "share of requests collected with --collect-requests, 0-1"},
 	{"scoring-timeout-ms", "scoringTimeoutMs", "int", "scoring timeout (ms)"},
 	{"replica-max-concurrent-requests", "maxConcurrentRequestsPerContainer", "int", "concurrent requests per replica"},
 	{"max-request-wait-time", "maxQueueWaitMs", "int", "longest queue wait before 503 (ms)"},

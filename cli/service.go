@@ -16,7 +16,7 @@ func newServiceCmd() *cobra.Command {
 		Short: "Show, update, wait for, scale and delete deployed services; keys, tokens and logs",
 	}
 	cmd.AddCommand(newServiceListCmd(), newServiceShowCmd(), newServiceWaitCmd(), newServiceGetKeysCmd(), newServiceRegenKeyCmd(),
-		newServiceTokenCmd(), newServiceLogsCmd(), newServiceUpdateCmd(), newServiceDeleteCmd())
+		newServiceTokenCmd(), newServiceLogsCmd(), newServiceUpdateCmd(), newServiceDeleteCmd(), newServiceCollectedDataCmd())
 	return cmd
 }
 
@@ -372,5 +372,33 @@ func newServiceDeleteCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the deletion is accepted")
+	return cmd
+}
+
+func newServiceCollectedDataCmd() *cobra.Command {
+	var designation, model, since string
+	cmd := &cobra.Command{
+		Use:   "collected-data NAME --designation inputs|predictions|labels|signals|general [--since 1h] [--model M]",
+		Short: "Print the rows score.py's ModelDataCollector stored (CSV, with the $aml_* columns)",
+		Example: `  modelship service collected-data mysvc --designation inputs --since 1h
+  modelship service collected-data mysvc --designation predictions --model diabetes > predictions.csv`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			data, err := c.Services.CollectedData(cmd.Context(), workspaceFlag(cmd), args[0], designation, model, since)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&designation, "designation", "", "inputs, predictions, labels, signals or general (required)")
+	cmd.Flags().StringVar(&model, "model", "", "only rows of this model")
+	cmd.Flags().StringVar(&since, "since", "", "only rows scored since: a duration (1h, 30m) or an RFC 3339 time")
+	cmd.MarkFlagRequired("designation")
 	return cmd
 }

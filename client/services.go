@@ -241,3 +241,25 @@ func (t *ComputeTargetsClient) Delete(ctx context.Context, ws, name string) erro
 }
 
 var _ = json.Marshal
+
+// CollectedData returns the CSV rows a service's ModelDataCollector stored
+// for a designation (model may be empty; since is "1h" or an RFC 3339 time).
+func (s *ServicesClient) CollectedData(ctx context.Context, ws, name, designation, model, since string) ([]byte, error) {
+	q := url.Values{"designation": {designation}}
+	if model != "" {
+		q.Set("model", model)
+	}
+	if since != "" {
+		q.Set("since", since)
+	}
+	req, err := s.c.newRequest(ctx, http.MethodGet, svcPath(ws, name)+"/collected-data", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}

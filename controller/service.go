@@ -364,6 +364,14 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 	for k, v := range svc.Inference.EnvironmentVariables {
 		env[k] = v
 	}
+	if s.CollectRequests {
+		env["MODELSHIP_COLLECT_REQUESTS"] = "true"
+		rate := s.SamplingRate
+		if rate <= 0 {
+			rate = 1
+		}
+		env["MODELSHIP_SAMPLING_RATE"] = strconv.FormatFloat(rate, 'g', -1, 64)
+	}
 	// Where replicas store collected model data and request telemetry
 	// (set only when on, so other services keep their revision).
 	if b, _ := strconv.ParseBool(env["MODELSHIP_COLLECT_REQUESTS"]); s.DataCollectionEnabled || b {

@@ -176,4 +176,17 @@ func TestModelDataCollectionAndTelemetry(t *testing.T) {
 			t.Errorf("request %s not in the request log:\n%s", id, strings.Join(lines, "\n"))
 		}
 	}
+
+	// The same rows through the API and CLI, after a restart.
+	s2 := startServer(t, s.dataDir)
+	out := s2.ok(t, "service", "collected-data", "dcsvc", "--designation", "inputs", "--since", "1h")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], "feat1,feat2,feat3,$aml_dc_correlation_id") {
+		t.Fatalf("collected-data inputs:\n%s", out)
+	}
+	if out := s2.ok(t, "service", "collected-data", "dcsvc", "--designation", "inputs", "--since", "2999-01-01T00:00:00Z"); strings.TrimSpace(out) != "" {
+		t.Fatalf("rows from the future: %q", out)
+	}
+	s2.fails(t, "designation", "service", "collected-data", "dcsvc", "--designation", "nope")
+	s2.fails(t, "since", "service", "collected-data", "dcsvc", "--designation", "inputs", "--since", "yesterday")
 }

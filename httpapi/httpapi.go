@@ -110,6 +110,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/regenerateKeys", summary: "Regenerate the Primary or Secondary key", tag: "services", out: "ServiceKeys", handler: s.handleRegenKey},
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/token", summary: "Get an access token (token-auth services)", tag: "services", out: "AccessToken", handler: s.handleToken},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services/{svc}/logs", summary: "Replica logs (tail, init, replica)", tag: "services", out: "Logs", handler: s.handleLogs},
+		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services/{svc}/collected-data", summary: "Rows collected by score.py's ModelDataCollector as CSV (designation, model, since)", tag: "services", out: "CSV", handler: s.handleCollectedData},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/operations/{id}", summary: "An asynchronous operation and its log (after=N for new lines)", tag: "services", out: "Operation", handler: s.handleOperation},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/endpoints", summary: "List endpoints", tag: "endpoints", out: "[]Endpoint", handler: s.handleListEndpoints},
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints", summary: "Create an endpoint with its first version (asynchronous)", tag: "endpoints", out: "DeployResponse", handler: s.handleCreateEndpoint},

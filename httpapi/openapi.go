@@ -94,6 +94,8 @@ func responsesFor(rt route) map[string]any {
 	}
 	ok := map[string]any{"description": "OK"}
 	switch {
+	case rt.out == "CSV":
+		ok["content"] = map[string]any{"text/csv": map[string]any{"schema": map[string]any{"type": "string"}}}
 	case strings.HasPrefix(rt.out, "[]"):
 		ok["content"] = jsonContent(map[string]any{"type": "array", "items": ref(rt.out[2:])})
 	case rt.out != "":
@@ -136,6 +138,9 @@ func queryParams(rt route) []any {
 		return map[string]any{"name": name, "in": "query", "description": desc, "schema": schema}
 	}
 	switch {
+	case strings.HasSuffix(rt.pattern, "/collected-data"):
+		return []any{q("designation", "inputs, predictions, labels, signals or general (required)", false), q("model", "only this model", false),
+			q("since", "RFC 3339 time or a duration such as 1h (default: everything)", false)}
 	case rt.method == "GET" && strings.HasSuffix(rt.pattern, "/models"):
 		return []any{q("name", "Only this model name", false), q("tag", "key or key=value; repeatable, all must match", true)}
 	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/versions"):

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/modelship/modelship"
 )
@@ -274,4 +276,41 @@ func (s *Server) handleDeleteTarget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleCollectedData(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since, err := ParseSince(q.Get("since"), time.Now())
+	if err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
+	designation := q.Get("designation")
+	if designation == "" {
+		writeError(w, r, s.Log, modelship.Errorf(modelship.EINVALID, "give designation: inputs, predictions, labels, signals or general"))
+		return
+	}
+	// Collect into memory first so an error still gets a JSON error body.
+	var buf bytes.Buffer
+	if err := s.Deployments.CollectedData(r.Context(), r.PathValue("ws"), r.PathValue("svc"), designation, q.Get("model"), since, &buf); err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+// ParseSince reads "since" as an RFC 3339 time or a duration before now
+// ("1h", "30m"); empty means no lower bound.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, modelship.Errorf(modelship.EINVALID, "since %q is invalid; give a duration such as 1h or 30m, or an RFC 3339 time such as 2026-11-26T10:00:00Z", s)
 }
