@@ -254,3 +254,84 @@ func (zeroReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// replicaPort reads a replica's port from its environment.
+func replicaPort(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "MODELSHIP_PORT="); ok {
+			return v
+		}
+	}
+	t.Fatalf("no MODELSHIP_PORT for pid %d", pid)
+	return ""
+}
+
+const bigCollectScore = `import json
+from azureml.monitoring import ModelDataCollector
+def init():
+    global dc
+    dc = ModelDataCollector("m", designation="inputs", feature_names=["blob"])
+def run(raw):
+    dc.collect([["x" * 20000]])
+    return {"ok": True}
+`
+
+// TestFaultDiskFullDuringDataCollection fills a 1 MiB tmpfs under the
+// model-data directory: scoring must go on, drops must be counted, and
+// every CSV file must still parse (no torn rows).
+func TestFaultDiskFullDuringDataCollection(t *testing.T) {
+	needFaults(t)
+	if os.Geteuid() != 0 {
+		t.Skip("disk-full fault: needs root to mount a small tmpfs")
+	}
+	dataDir := t.TempDir()
+	mdir := filepath.Join(dataDir, "modeldata")
+	os.MkdirAll(mdir, 0o755)
+	if err := syscall.Mount("tmpfs", mdir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("disk-full fault: cannot mount a tmpfs (%v)", err)
+	}
+	defer syscall.Unmount(mdir, syscall.MNT_DETACH)
+	s := startServer(t, dataDir)
+	dir := t.TempDir()
+	registerDummy(t, s, dir)
+	project(t, dir, bigCollectScore, `{"computeType": "aks", "numReplicas": 1, "authEnabled": false, "dataCollection": {"storageEnabled": true}}`)
+	svc := s.deploy(t, dir, "diskfull")
+	load := runSteady(s, "/api/v1/service/diskfull/score", "", 2)
+	time.Sleep(4 * time.Second)
+	load.end()
+	svc = decode[modelship.Service](t, s.ok(t, "service", "show", "diskfull", "-o", "json"))
+	port := replicaPort(t, replicaPID(t, svc.Replicas[0].ID))
+	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var dropped float64
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(line, "modelship_modelserver_datacollect_dropped_total") && !strings.Contains(line, `reason="closed"`) {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			dropped += v
+		}
+	}
+	// Every stored file parses as whole rows.
+	corrupt := 0
+	filepath.WalkDir(mdir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".csv") {
+			b, _ := os.ReadFile(p)
+			for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")[1:] {
+				if !strings.HasPrefix(l, strings.Repeat("x", 20000)+",") {
+					corrupt++
+				}
+			}
+		}
+		return nil
+	})
+	report(t, "disk full during data collection", load.sent.Load(), load.failed.Load(),
+		fmt.Sprintf("failed=0, drops counted (%.0f), corrupt rows=%d", dropped, corrupt), load.failed.Load() == 0 && dropped > 0 && corrupt == 0)
+}
