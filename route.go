@@ -46,6 +46,10 @@ type Route struct {
 	TokenAudience string `json:"tokenAudience,omitempty"`
 	// Versions: one for a plain service; up to six for an endpoint.
 	Versions []RouteVersion `json:"versions"`
+	// AppInsights turns on the front end's request records for this route
+	// (appInsightsEnabled): one JSON line per request under
+	// <data-dir>/telemetry/<workspace>/<name>/gateway-YYYYMMDD-HH.jsonl.
+	AppInsights bool `json:"appInsights,omitempty"`
 }
 
 // RouteVersion is one deployment behind a route, with its traffic share and

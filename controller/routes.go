@@ -29,6 +29,7 @@ func (c *Controller) publish(ctx context.Context) {
 			continue
 		}
 		rt := c.routeFor(modelship.RouteService, svc.Workspace, svc.Name, svc.Settings.AuthMode)
+		rt.AppInsights = svc.Settings.AppInsightsEnabled
 		v := c.routeVersion(ctx, svc, svc.Name)
 		v.TrafficPercent, v.IsDefault = 100, true
 		rt.Versions = []modelship.RouteVersion{v}
@@ -44,6 +45,7 @@ func (c *Controller) publish(ctx context.Context) {
 			continue
 		}
 		rt := c.routeFor(modelship.RouteEndpoint, ep.Workspace, ep.Name, ep.AuthMode)
+		rt.AppInsights = ep.AppInsightsEnabled
 		eff := modelship.EffectiveTraffic(ep.Versions)
 		// A version without a ready replica lends its share to the default
 		// version until it has one, so a new version never causes 503s.

@@ -66,6 +66,9 @@ type Config struct {
 	MaxFileBytes int64
 	// MaxAge deletes older files of the service (default 7 days; < 0 keeps all).
 	MaxAge time.Duration
+	// FilePrefix names the files, <prefix>-YYYYMMDD-HH[.N].jsonl: "requests"
+	// (the default) for replicas, "gateway" for the front end.
+	FilePrefix string
 	// Logger receives write errors (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -76,7 +79,7 @@ type Writer struct {
 	log    *slog.Logger
 	dir    string // <Dir>/<workspace>/<service>
 	models []string
-	queue  chan *Record
+	queue  chan entry
 	stop   chan struct{}
 	done   chan struct{}
 
@@ -117,11 +120,14 @@ func New(cfg Config) (*Writer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.FilePrefix == "" {
+		cfg.FilePrefix = "requests"
+	}
 	w := &Writer{
 		cfg: cfg, log: cfg.Logger,
 		dir:    filepath.Join(cfg.Dir, datacollect.PathSegment(cfg.Workspace), datacollect.PathSegment(cfg.Service)),
 		models: cfg.Models,
-		queue:  make(chan *Record, cfg.BufferSize),
+		queue:  make(chan entry, cfg.BufferSize),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -138,7 +144,12 @@ func New(cfg Config) (*Writer, error) {
 // Record enqueues rec without blocking; it reports false (and counts a
 // drop) when the buffer is full or the writer is closed. The Input and
 // Prediction slices are kept: the caller must not reuse them.
-func (w *Writer) Record(rec *Record) bool {
+func (w *Writer) Record(rec *Record) bool { return w.enqueue(rec) }
+
+// RecordGateway enqueues a front-end record like Record.
+func (w *Writer) RecordGateway(rec *GatewayRecord) bool { return w.enqueue(rec) }
+
+func (w *Writer) enqueue(rec entry) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -176,6 +187,13 @@ func (w *Writer) Written() uint64 { return w.written.Load() }
 
 // Dropped counts the records dropped (buffer full, write error, closed).
 func (w *Writer) Dropped() uint64 { return w.dropped.Load() + w.errors.Load() }
+
+// BufferDrops counts the records dropped because the buffer was full or
+// the writer closed; WriteErrors those lost to write errors.
+func (w *Writer) BufferDrops() uint64 { return w.dropped.Load() }
+
+// WriteErrors counts the records lost to write errors.
+func (w *Writer) WriteErrors() uint64 { return w.errors.Load() }
 
 // Collectors returns the Writer's Prometheus metrics:
 //
@@ -254,10 +272,19 @@ func (w *Writer) loop() {
 	}
 }
 
+// entry is a queued record: a replica's *Record or a front end's
+// *GatewayRecord.
+type entry interface {
+	at() time.Time
+	marshal(w *Writer, t time.Time) ([]byte, error)
+}
+
+func (rec *Record) at() time.Time { return rec.Time }
+
 // add formats rec into the batch, writing the batch first when rec
 // belongs to a new hour.
-func (w *Writer) add(rec *Record) {
-	t := rec.Time.UTC()
+func (w *Writer) add(rec entry) {
+	t := rec.at().UTC()
 	if h := t.Format("20060102-15"); h != w.hour {
 		w.write(true)
 		if w.file != nil {
@@ -266,6 +293,17 @@ func (w *Writer) add(rec *Record) {
 		}
 		w.hour, w.index = h, 0
 	}
+	b, err := rec.marshal(w, t)
+	if err != nil {
+		w.errors.Add(1)
+		return
+	}
+	w.buf.Write(b)
+	w.buf.WriteByte('\n')
+	w.pending++
+}
+
+func (rec *Record) marshal(w *Writer, t time.Time) ([]byte, error) {
 	l := line{
 		Time: t.Format(time.RFC3339Nano), Name: rec.Path, Method: rec.Method,
 		RequestID: rec.RequestID, ClientRequestID: rec.ClientRequestID, TraceParent: rec.TraceParent,
@@ -279,14 +317,7 @@ func (w *Writer) add(rec *Record) {
 	if len(rec.Prediction) > 0 && len(rec.Prediction) <= MaxPayload {
 		l.Prediction = datacollect.Payload(rec.Prediction)
 	}
-	b, err := json.Marshal(&l)
-	if err != nil {
-		w.errors.Add(1)
-		return
-	}
-	w.buf.Write(b)
-	w.buf.WriteByte('\n')
-	w.pending++
+	return json.Marshal(&l)
 }
 
 // write appends the batch to the current file (rolling it over when it
@@ -340,9 +371,9 @@ func (w *Writer) appendBatch() error {
 	return errors.New("telemetry: too many rolled files this hour")
 }
 
-// path is the current file: requests-YYYYMMDD-HH[.N].jsonl.
+// path is the current file: <prefix>-YYYYMMDD-HH[.N].jsonl.
 func (w *Writer) path() string {
-	name := "requests-" + w.hour
+	name := w.cfg.FilePrefix + "-" + w.hour
 	if w.index > 0 {
 		name += "." + strconv.Itoa(w.index)
 	}
@@ -360,7 +391,7 @@ func (w *Writer) cleanup(now time.Time) {
 		return
 	}
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "requests-") || !strings.HasSuffix(e.Name(), ".jsonl") {
+		if !strings.HasPrefix(e.Name(), w.cfg.FilePrefix+"-") || !strings.HasSuffix(e.Name(), ".jsonl") {
 			continue
 		}
 		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > w.cfg.MaxAge {
