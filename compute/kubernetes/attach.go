@@ -77,6 +77,7 @@ var Permissions = func() []Permission {
 	}
 	add("apps", "deployments", "", true, "run each deployment", "get", "list", "watch", "create", "update", "patch", "delete")
 	add("apps", "deployments", "scale", true, "scale (autoscaler)", "get", "update", "patch")
+	add("apps", "replicasets", "", true, "roll a failed rollout back", "list")
 	add("", "services", "", true, "a Service per deployment", "get", "list", "create", "update", "patch", "delete")
 	add("", "pods", "", true, "replica status", "get", "list", "watch")
 	add("", "pods", "log", true, "replica logs", "get")

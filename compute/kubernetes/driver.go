@@ -87,6 +87,10 @@ type Driver struct {
 	// block on it instead of polling.
 	mu      sync.Mutex
 	changed chan struct{}
+	// pending deployments (object names) for the rollout worker; kick
+	// wakes it. nil after Close.
+	pending map[string]struct{}
+	kick    chan struct{}
 }
 
 var _ compute.Driver = (*Driver)(nil)
@@ -147,6 +151,8 @@ func newDriver(ctx context.Context, cfg Config, client k8s.Interface) (*Driver, 
 		client:  client,
 		log:     cfg.Log.With("target", "kubernetes", "namespace", cfg.Namespace),
 		changed: make(chan struct{}),
+		pending: map[string]struct{}{},
+		kick:    make(chan struct{}, 1),
 		opts: objectOptions{
 			namespace: cfg.Namespace, image: cfg.Image, pullPolicy: cfg.ImagePullPolicy,
 			command: cfg.Command, port: cfg.Port,
@@ -176,6 +182,7 @@ func newDriver(ctx context.Context, cfg Config, client k8s.Interface) (*Driver, 
 	runCtx, stop := context.WithCancel(context.Background())
 	d.stop = stop
 	d.factory.Start(runCtx.Done())
+	go d.rolloutWorker(runCtx)
 	for typ, ok := range d.factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			d.Close(context.Background())
@@ -212,10 +219,17 @@ func (d *Driver) event(obj any) {
 	d.changed = make(chan struct{})
 	d.mu.Unlock()
 	m, ok := obj.(metav1.Object)
-	if !ok || d.cfg.OnChange == nil {
+	if !ok {
 		return
 	}
-	if id := m.GetAnnotations()[AnnotationID]; id != "" {
+	id := m.GetAnnotations()[AnnotationID]
+	if id == "" {
+		return
+	}
+	if _, isPod := obj.(*corev1.Pod); !isPod || m.GetDeletionTimestamp() == nil {
+		d.queueRollout(ObjectName(id))
+	}
+	if d.cfg.OnChange != nil {
 		d.cfg.OnChange(id)
 	}
 }
@@ -348,6 +362,9 @@ func (d *Driver) selector(id string) labels.Selector {
 // driver's watches: replicas keep serving while the control plane is down
 // (use Delete to remove a deployment).
 func (d *Driver) Close(ctx context.Context) error {
+	d.mu.Lock()
+	d.pending = nil
+	d.mu.Unlock()
 	if d.stop != nil {
 		d.stop()
 		d.factory.Shutdown()

@@ -113,6 +113,8 @@ func buildDeployment(spec *compute.Spec, o objectOptions) *appsv1.Deployment {
 	name := ObjectName(spec.ID)
 	lbl := objectLabels(spec.ID)
 	ann := map[string]string{AnnotationID: spec.ID, AnnotationRevision: spec.Revision}
+	// A new Apply clears the reason of an earlier rollback.
+	depAnn := map[string]string{AnnotationID: spec.ID, AnnotationRevision: spec.Revision, AnnotationRolloutError: ""}
 	replicas := int32(spec.Replicas)
 	maxUnavailable, maxSurge := intstr.FromInt32(0), intstr.FromInt32(1)
 	deadline := spec.StartTimeout
@@ -125,7 +127,7 @@ func buildDeployment(spec *compute.Spec, o objectOptions) *appsv1.Deployment {
 	noLinks := false
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.namespace, Labels: lbl, Annotations: ann},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.namespace, Labels: lbl, Annotations: depAnn},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelDeployment: lbl[LabelDeployment]}},

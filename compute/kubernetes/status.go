@@ -68,7 +68,9 @@ func (d *Driver) Status(ctx context.Context, id string) (*compute.Status, error)
 		st.Desired = desired
 		st.Revision = servingRevision(st.Replicas, desired)
 	}
-	if c := deploymentCondition(dep, appsv1.DeploymentProgressing); c != nil &&
+	if msg := dep.Annotations[AnnotationRolloutError]; msg != "" {
+		st.RolloutError = msg
+	} else if c := deploymentCondition(dep, appsv1.DeploymentProgressing); c != nil &&
 		c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
 		st.RolloutError = fmt.Sprintf("rollout of revision %s did not finish within %ds: %s", desired, deref(dep.Spec.ProgressDeadlineSeconds), c.Message)
 	}

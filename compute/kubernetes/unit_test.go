@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -148,5 +149,42 @@ func TestProbes(t *testing.T) {
 	}
 	if got := strings.Join(c.Command, " "); got != "modelship serve-model" {
 		t.Errorf("command = %q", got)
+	}
+}
+
+func TestRolloutState(t *testing.T) {
+	dep := func(gen, observed int64, want, replicas, updated, available int32) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Generation: gen},
+			Spec:       appsv1.DeploymentSpec{Replicas: &want},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: replicas,
+				UpdatedReplicas: updated, AvailableReplicas: available},
+		}
+	}
+	tests := []struct {
+		name string
+		dep  *appsv1.Deployment
+		want bool
+	}{
+		{"done", dep(2, 2, 2, 2, 2, 2), true},
+		{"not observed", dep(3, 2, 2, 2, 2, 2), false},
+		{"surge pod", dep(2, 2, 2, 3, 2, 2), false},
+		{"old pods", dep(2, 2, 2, 2, 1, 2), false},
+		{"not available", dep(2, 2, 2, 2, 2, 1), false},
+		{"scaled to zero", dep(1, 1, 0, 0, 0, 0), true},
+	}
+	for _, tt := range tests {
+		if got := rolledOut(tt.dep); got != tt.want {
+			t.Errorf("%s: rolledOut = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	rs := []compute.ReplicaStatus{
+		{Revision: "r1", Ready: true}, {Revision: "r2", Ready: true}, {Revision: "r1", Ready: true}, {Revision: "r0", Ready: false},
+	}
+	if got := servingRevision(rs, "r2"); got != "r1" {
+		t.Errorf("servingRevision = %q, want r1", got)
+	}
+	if got := servingRevision(rs[1:2], "r2"); got != "" {
+		t.Errorf("servingRevision on a first rollout = %q, want empty", got)
 	}
 }
