@@ -27,7 +27,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/telemetry"
+	"github.com/modelship/modelship/tracing"
 )
 
 // Defaults for zero fields of Config and of a route table.
@@ -98,6 +102,17 @@ type Config struct {
 	// SuspectTime is how long a replica that refused a connection is
 	// avoided (unless every replica is suspect). Default 2 s.
 	SuspectTime time.Duration
+	// TracerProvider makes the span "gateway <route>" of each request
+	// (a child of the caller's traceparent) and the traceparent sent to
+	// the replica. Nil means tracing.Provider(), which is nil when no OTLP
+	// exporter is configured: then no span is made and the caller's
+	// traceparent passes through unchanged.
+	TracerProvider trace.TracerProvider
+	// TelemetryDir is <data-dir>/telemetry: routes with AppInsights write
+	// one JSON line per scoring request under
+	// <TelemetryDir>/<workspace>/<route>/gateway-YYYYMMDD-HH.jsonl.
+	// Empty means no records.
+	TelemetryDir string
 }
 
 // Gateway is the front end. It is an http.Handler; create it with New,
@@ -117,6 +132,9 @@ type Gateway struct {
 	states map[vkey]*versionState
 
 	tokens tokenCache
+
+	tracer trace.Tracer // nil: tracing off
+	telem  *gwTelemetry
 
 	mirrorQ chan *mirrorJob
 	ctx     context.Context // canceled by Close
@@ -165,6 +183,9 @@ func New(cfg Config) *Gateway {
 	if cfg.SuspectTime <= 0 {
 		cfg.SuspectTime = DefaultSuspectTime
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = tracing.Provider()
+	}
 	g := &Gateway{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -174,6 +195,11 @@ func New(cfg Config) *Gateway {
 		registry:  cfg.Registry,
 		states:    map[vkey]*versionState{},
 		mirrorQ:   make(chan *mirrorJob, cfg.MirrorQueue),
+		telem: &gwTelemetry{dir: cfg.TelemetryDir, log: cfg.Logger,
+			writers: map[string]*telemetry.Writer{}, closing: map[*telemetry.Writer]bool{}},
+	}
+	if cfg.TracerProvider != nil {
+		g.tracer = cfg.TracerProvider.Tracer(tracing.ScopeGateway)
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.metrics = newMetrics(g)
@@ -214,6 +240,7 @@ func (g *Gateway) Close() error {
 		g.closed.Store(true)
 		g.cancel()
 		g.wg.Wait()
+		g.telem.close()
 		if t, ok := g.transport.(interface{ CloseIdleConnections() }); ok {
 			t.CloseIdleConnections()
 		}
@@ -286,6 +313,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "No "+kind+" named \""+name+"\" exists on this front end")
 		return
 	}
+	var tr *reqTrace
+	if g.tracer != nil {
+		tr = g.startTrace(r, rt)
+		defer func() { tr.end(tr.status) }()
+	}
 	switch {
 	case op == opScore && (r.Method == http.MethodPost || r.Method == http.MethodGet || r.Method == http.MethodOptions):
 	case op == opSwagger && (r.Method == http.MethodGet || r.Method == http.MethodHead):
@@ -296,12 +328,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET, HEAD")
 		}
 		writeError(w, http.StatusMethodNotAllowed, "Method "+r.Method+" is not allowed here")
+		if tr != nil {
+			tr.status = http.StatusMethodNotAllowed
+		}
 		return
 	}
 	// CORS pre-flight requests never carry credentials: OPTIONS on /score
 	// passes through to a replica (which answers 200 with an empty body)
 	// without authentication.
-	if r.Method != http.MethodOptions && !g.authenticate(t, rt, r.Header.Get("Authorization")) {
+	if r.Method != http.MethodOptions && !g.authenticateTraced(t, rt, r, tr) {
+		if tr != nil {
+			tr.status = http.StatusUnauthorized
+		}
 		g.metrics.authFailures.WithLabelValues(rt.name).Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="modelship"`)
 		writeError(w, http.StatusUnauthorized, "Unauthorized: a valid key or token is required in the Authorization header (Bearer)")
@@ -310,9 +348,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v, split := rt.versionFor(pinned, r.Header.Get(DeploymentHeader), g.rand)
 	if v == nil {
 		writeError(w, http.StatusNotFound, "Unknown version of endpoint \""+rt.name+"\"; the versions are: "+rt.allowed)
+		if tr != nil {
+			tr.status = http.StatusNotFound
+		}
 		return
 	}
-	g.serve(w, r, rt, v, op, split)
+	g.serve(w, r, rt, v, op, split, tr)
+}
+
+// authenticateTraced authenticates r, timing it on the span when traced.
+func (g *Gateway) authenticateTraced(t *table, rt *route, r *http.Request, tr *reqTrace) bool {
+	if tr == nil {
+		return g.authenticate(t, rt, r.Header.Get("Authorization"))
+	}
+	start := time.Now()
+	ok := g.authenticate(t, rt, r.Header.Get("Authorization"))
+	tr.authenticated(time.Since(start), ok)
+	return ok
 }
 
 // versionFor chooses the version: the per-version URI first, then the pin

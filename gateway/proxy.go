@@ -39,19 +39,30 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 // serve runs the request on version v: body limit, request ids, mirror,
 // queue, proxy with retry, response mapping and statistics.
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *version, op int, split bool) {
+// tr is the request's span (nil when tracing is off).
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *version, op int, split bool, tr *reqTrace) {
 	start := time.Now()
 	st := v.st
 	status := 0
+	var rep *replica
+	var queue time.Duration
+	var reqID, clientReqID string
 	defer func() {
 		if op == opScore && r.Method != http.MethodOptions {
 			st.record(status, time.Since(start))
+			if tw := rt.telemetry; tw != nil {
+				g.recordTelemetry(tw, r, rt, v, rep, tr, start, queue, status, reqID, clientReqID)
+			}
+		}
+		if tr != nil {
+			tr.status = status
 		}
 	}()
+	tr.routed(v)
 
 	// Request ids: keep the caller's, else make one; x-ms-request-id
 	// follows x-request-id unless given.
-	reqID := r.Header.Get(hdrRequestID)
+	reqID = r.Header.Get(hdrRequestID)
 	if reqID == "" {
 		reqID = newRequestID()
 	}
@@ -59,7 +70,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *ve
 	if msReqID == "" {
 		msReqID = reqID
 	}
-	clientReqID := r.Header.Get(hdrMSClientRequest)
+	clientReqID = r.Header.Get(hdrMSClientRequest)
 	setIDs := func(h http.Header) {
 		h[hdrRequestID] = []string{reqID}
 		h[hdrMSRequestID] = []string{msReqID}
@@ -103,13 +114,23 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *ve
 
 	header := outboundHeader(r)
 	setIDs(header)
+	tr.inject(header)
 
 	if split && op == opScore && len(rt.mirrors) > 0 && r.Method != http.MethodOptions {
 		g.mirror(rt, v, r, header, body, replayable)
 	}
 
 	deadline := start.Add(v.queueWait)
+	observed := tr != nil || rt.telemetry != nil
+	var qStart time.Time
+	if observed {
+		qStart = time.Now()
+	}
 	rep, cur, aerr := g.acquire(r.Context(), v, deadline)
+	if observed {
+		queue = time.Since(qStart)
+		tr.queued(queue, rep)
+	}
 	if aerr != nil {
 		switch {
 		case aerr.canceled:
@@ -142,6 +163,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *ve
 
 	var resp *http.Response
 	var err error
+	var pStart time.Time
+	if tr != nil {
+		pStart = time.Now()
+	}
 	for attempt := 0; ; attempt++ {
 		out := newOutbound(ctx, r.Method, rep, path, r.URL.RawQuery, header, body, stream, r.ContentLength)
 		resp, err = g.transport.RoundTrip(out)
@@ -154,6 +179,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *ve
 		if replayable && isDialError(err) && attempt < 2 && ctx.Err() == nil {
 			rep.suspectUntil.Store(time.Now().Add(g.cfg.SuspectTime).UnixNano())
 			g.log.Warn("gateway: replica refused the connection; retrying on another", "route", rt.name, "version", v.name, "replica", rep.id, "err", err)
+			tr.retried(rep, err)
 			st.release(rep)
 			released = true
 			var next *replica
@@ -165,6 +191,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *ve
 			continue
 		}
 		break
+	}
+	if tr != nil && rep != nil {
+		tr.proxied(time.Since(pStart), rep, err)
 	}
 	if err != nil {
 		switch {

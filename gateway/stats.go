@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modelship/modelship/tracing"
 )
 
 // Status classes of the statistics and metric labels.
@@ -259,7 +261,11 @@ func newMetrics(g *Gateway) *metrics {
 		replicaDesc:  prometheus.NewDesc("modelship_gateway_replica_inflight_requests", "Requests in flight per replica.", []string{"route", "version", "replica"}, nil),
 		desiredDesc:  prometheus.NewDesc("modelship_gateway_autoscale_desired_replicas", "The autoscaler's last desired replica count.", lv, nil),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.mirror, m.authFailures, m.scale, m} {
+	cs := append([]prometheus.Collector{m.requests, m.duration, m.mirror, m.authFailures, m.scale, m}, g.telem.collectors()...)
+	if g.tracer != nil {
+		cs = append(cs, tracing.DroppedCollector("gateway"))
+	}
+	for _, c := range cs {
 		if err := g.registry.Register(c); err != nil {
 			g.log.Error("gateway: registering metrics", "err", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/telemetry"
 )
 
 // table is a compiled, immutable route table. The hot path reads it through
@@ -34,6 +35,8 @@ type route struct {
 	last     *version // last version with a positive share
 	mirrors  []*version
 	allowed  string // "blue, green" for messages
+
+	telemetry *telemetry.Writer // nil: App Insights off for the route
 }
 
 type version struct {
@@ -43,7 +46,8 @@ type version struct {
 	maxConc   int64
 	queueWait time.Duration
 	timeout   time.Duration
-	mirror    float64 // share in [0, 1]
+	mirror    float64  // share in [0, 1]
+	models    []string // name:version, for telemetry
 	ready     []*replica
 	all       []replicaInfo
 	autoscale *modelship.AutoscaleSettings
@@ -83,6 +87,7 @@ func (g *Gateway) Update(rt *modelship.RouteTable) {
 	t.keysID = kid.String()
 
 	live := map[vkey]bool{}
+	liveTelemetry := map[string]bool{}
 	for i := range rt.Routes {
 		src := &rt.Routes[i]
 		if _, dup := t.routes[src.Name]; dup {
@@ -102,6 +107,10 @@ func (g *Gateway) Update(rt *modelship.RouteTable) {
 		}
 		if r.auth == "" {
 			r.auth = modelship.AuthKey // Azure's default on AKS
+		}
+		if src.AppInsights {
+			r.telemetry = g.telem.writer(r.workspace, r.name)
+			liveTelemetry[telemetryKey(r.workspace, r.name)] = true
 		}
 		for _, h := range src.KeyHashes {
 			b, err := hex.DecodeString(strings.ToLower(h))
@@ -148,6 +157,7 @@ func (g *Gateway) Update(rt *modelship.RouteTable) {
 		}
 	}
 	g.table.Store(t)
+	g.telem.retain(liveTelemetry)
 	for _, r := range t.routes {
 		for _, v := range r.versions {
 			v.st.q.notifyAll() // replicas may have appeared
@@ -170,6 +180,7 @@ func (g *Gateway) compileVersion(r *route, sv *modelship.RouteVersion) *version 
 		queueWait: sv.MaxQueueWait,
 		timeout:   sv.ScoringTimeout,
 		mirror:    min(max(sv.MirrorPercent, 0), 100) / 100,
+		models:    slices.Clone(sv.Models),
 	}
 	if v.maxConc <= 0 {
 		v.maxConc = DefaultMaxConcurrentRequests

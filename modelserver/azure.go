@@ -35,6 +35,17 @@ func newRequestID() string {
 // CORS pre-flight, anything else is 405.
 // A non-nil ev receives the request and response bodies.
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string, ev *RequestEvent) int {
+	if s.tracer == nil || (r.Method != http.MethodGet && r.Method != http.MethodPost) {
+		return s.score(w, r, id, ev, nil)
+	}
+	sp := s.startSpan(r, "score", id)
+	status := s.score(w, r, id, ev, sp)
+	sp.end(status)
+	return status
+}
+
+// score serves /score; sp is the request's span (nil when tracing is off).
+func (s *Server) score(w http.ResponseWriter, r *http.Request, id string, ev *RequestEvent, sp *span) int {
 	switch r.Method {
 	case http.MethodGet, http.MethodPost:
 	case http.MethodOptions:
@@ -54,6 +65,10 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string, 
 		RawQuery:        r.URL.RawQuery,
 		Header:          r.Header,
 	}
+	base := r.Context()
+	if sp != nil {
+		req.Header, base = sp.header, sp.ctx
+	}
 	if r.Method == http.MethodPost {
 		body, err := readBody(r, s.cfg.MaxBodyBytes)
 		if err != nil {
@@ -65,11 +80,14 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request, id string, 
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ScoringTimeout)
+	ctx, cancel := context.WithTimeout(base, s.cfg.ScoringTimeout)
 	start := time.Now()
 	resp, err := s.rt.Score(ctx, req)
 	elapsed := time.Since(start)
 	cancel()
+	if sp != nil {
+		sp.scored(elapsed, resp, err)
+	}
 	h := w.Header()
 	vals := make([]string, 2) // one allocation for two header values
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/modelship/modelship/oip"
 )
@@ -74,6 +75,17 @@ func modelNotFound(name, version string) []byte {
 
 // handleInfer serves POST /v2/models/{name}[/versions/{v}]/infer.
 func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) int {
+	if s.tracer == nil || r.Method != http.MethodPost {
+		return s.infer(w, r, nil)
+	}
+	sp := s.startSpan(r, "infer", "")
+	status := s.infer(w, r, sp)
+	sp.end(status)
+	return status
+}
+
+// infer serves an inference; sp is its span (nil when tracing is off).
+func (s *Server) infer(w http.ResponseWriter, r *http.Request, sp *span) int {
 	if r.Method != http.MethodPost {
 		w.Header()["Allow"] = []string{"POST"}
 		return writeMethodNotAllowed(w, "error")
@@ -88,9 +100,21 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) int {
 		return writeJSON(w, http.StatusBadRequest, jsonObject("error", "invalid inference request: "+err.Error()))
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ScoringTimeout)
+	base := r.Context()
+	if sp != nil {
+		base = sp.ctx
+		sp.span.SetAttributes(attrModel.String(name))
+	}
+	ctx, cancel := context.WithTimeout(base, s.cfg.ScoringTimeout)
+	var start time.Time
+	if sp != nil {
+		start = time.Now()
+	}
 	resp, err := s.rt.Infer(ctx, name, version, req)
 	cancel()
+	if sp != nil {
+		sp.inferred(time.Since(start), err)
+	}
 	if err != nil {
 		return s.inferError(w, err)
 	}

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/modelship/modelship/tracing"
 )
 
 // Defaults of ServerConfig.
@@ -53,6 +56,13 @@ type ServerConfig struct {
 	// collection). It must not block, and must copy the bodies of the
 	// event if it keeps them beyond the call.
 	OnRequest func(ev *RequestEvent)
+	// TracerProvider makes the span "score" (or "infer") of each scoring
+	// request, a child of the caller's traceparent; the runtime then sees
+	// that span's traceparent in the request headers (score.py's
+	// request_headers). Nil means tracing.Provider(), which is nil when no
+	// OTLP exporter is configured: then no span is made and the caller's
+	// traceparent reaches the runtime unchanged.
+	TracerProvider trace.TracerProvider
 }
 
 // RequestEvent describes one answered request, for ServerConfig.OnRequest.
@@ -90,6 +100,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	draining atomic.Bool
+	tracer   trace.Tracer // nil: tracing off
 
 	corsAny     bool
 	corsOrigins map[string]bool
@@ -117,7 +128,14 @@ func NewServer(rt Runtime, cfg ServerConfig) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = tracing.Provider()
+	}
 	s := &Server{rt: rt, cfg: cfg, log: cfg.Logger}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracing.ScopeModelServer)
+		cfg.Registry.MustRegister(tracing.DroppedCollector("modelserver"))
+	}
 	for _, o := range cfg.CORSOrigins {
 		if o == "*" {
 			s.corsAny = true
