@@ -275,7 +275,7 @@ func (s *Server) open(ctx context.Context) error {
 		ScaleDownDelay: s.cfg.ScaleDownDelay,
 		Log:            s.log,
 	})
-	gw = gateway.New(gateway.Config{Scaler: s.ctrl, Logger: s.log})
+	gw = gateway.New(gateway.Config{Scaler: s.ctrl, Logger: s.log, Transport: gateway.NewConnTransport()})
 	s.gw = gw
 	reg.InUse = s.ctrl.ModelInUse
 	reg.Referenced = s.ctrl.SourceDigests
