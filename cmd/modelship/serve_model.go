@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/modelship/modelship"
 	"github.com/modelship/modelship/datacollect"
@@ -27,6 +28,7 @@ import (
 	"github.com/modelship/modelship/modelserver/onnx"
 	"github.com/modelship/modelship/modelserver/python"
 	"github.com/modelship/modelship/telemetry"
+	"github.com/modelship/modelship/tracing"
 )
 
 // Runtime names of serve-model's --runtime flag.
@@ -241,6 +243,18 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 
 	// Serve from the start: liveness answers while a slow init() runs, and
 	// readiness turns true once the runtime is set.
+	stopTracing, err := tracing.Setup(ctx, "modelship-replica", attribute.String("service.instance.id", o.replicaID),
+		attribute.String("modelship.workspace", o.workspaceName), attribute.String("modelship.service", o.serviceName))
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(tctx); err != nil {
+			log.Warn("flushing trace spans", "err", err)
+		}
+	}()
 	rt := &modelserver.Deferred{}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

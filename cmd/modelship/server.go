@@ -32,6 +32,7 @@ import (
 	"github.com/modelship/modelship/modelserver/onnx"
 	"github.com/modelship/modelship/registry"
 	"github.com/modelship/modelship/sqlite"
+	"github.com/modelship/modelship/tracing"
 	"github.com/spf13/cobra"
 )
 
@@ -75,6 +76,7 @@ type Server struct {
 	apiURL, gwURL string // http:// or https:// base URLs of the listeners
 	caFile        string // the self-signed certificate, for clients
 	reloaders     []*tlsutil.Reloader
+	stopTracing   func(context.Context) error // flushes exported spans
 }
 
 func newServerCmd() *cobra.Command {
@@ -275,7 +277,11 @@ func (s *Server) open(ctx context.Context) error {
 		ScaleDownDelay: s.cfg.ScaleDownDelay,
 		Log:            s.log,
 	})
-	gw = gateway.New(gateway.Config{Scaler: s.ctrl, Logger: s.log, Transport: gateway.NewConnTransport()})
+	if s.stopTracing, err = tracing.Setup(ctx, "modelship-gateway"); err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	gw = gateway.New(gateway.Config{Scaler: s.ctrl, Logger: s.log, Transport: gateway.NewConnTransport(),
+		TelemetryDir: filepath.Join(s.cfg.DataDir, "telemetry")})
 	s.gw = gw
 	reg.InUse = s.ctrl.ModelInUse
 	reg.Referenced = s.ctrl.SourceDigests
@@ -309,6 +315,13 @@ func (s *Server) close() {
 	}
 	if s.gw != nil {
 		s.gw.Close()
+	}
+	if s.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.stopTracing(ctx); err != nil {
+			s.log.Warn("flushing trace spans", "err", err)
+		}
+		cancel()
 	}
 	if s.apiLn != nil {
 		s.apiLn.Close()
