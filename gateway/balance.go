@@ -21,7 +21,10 @@ func (r *replica) suspect(now int64) bool { return r.suspectUntil.Load() > now }
 
 // tryAcquire takes a request slot on the ready replica with the fewest
 // outstanding requests that is below the version's concurrency limit,
-// avoiding suspect replicas unless nothing else is free. It is lock-free:
+// avoiding suspect replicas (ones that just refused a connection): while
+// any healthy replica exists the request waits for it rather than going to
+// a suspect one; suspects are used only when every replica is suspect. It
+// is lock-free:
 // a compare-and-swap on the chosen replica's counter, retried a few times
 // if another request won the race. It returns nil when every replica is
 // at its limit (or there is none).
@@ -38,13 +41,16 @@ func (v *version) tryAcquire() *replica {
 		}
 		var best, bestSuspect *replica
 		bestLoad, bestSuspectLoad := v.maxConc, v.maxConc
+		healthy := false
 		for i := range n {
 			r := v.ready[(start+i)%n]
+			suspect := r.suspect(now)
+			healthy = healthy || !suspect
 			l := r.inflight.Load()
 			if l >= v.maxConc {
 				continue
 			}
-			if r.suspect(now) {
+			if suspect {
 				if l < bestSuspectLoad {
 					bestSuspect, bestSuspectLoad = r, l
 				}
@@ -54,7 +60,7 @@ func (v *version) tryAcquire() *replica {
 				best, bestLoad = r, l
 			}
 		}
-		if best == nil {
+		if best == nil && !healthy {
 			best, bestLoad = bestSuspect, bestSuspectLoad
 		}
 		if best == nil {

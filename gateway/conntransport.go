@@ -78,6 +78,10 @@ func (t *ConnTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// was not processed; send it again on a new connection when the
 		// body can be replayed.
 		if reused && attempt == 0 && (req.Body == nil || req.GetBody != nil) && isStale(err) {
+			// The other pooled connections to this replica are likely
+			// dead too (it restarted or went away): drop them, so the
+			// retry dials, and a refused dial is reported as such.
+			t.closeHost(host)
 			if req.GetBody != nil {
 				body, gerr := req.GetBody()
 				if gerr != nil {
@@ -224,6 +228,17 @@ func (t *ConnTransport) put(host string, pc *persistConn) {
 		return
 	}
 	t.idle[host] = append(t.idle[host], &idleConn{pc: pc, since: now})
+}
+
+// closeHost closes the pooled connections to one host.
+func (t *ConnTransport) closeHost(host string) {
+	t.mu.Lock()
+	list := t.idle[host]
+	delete(t.idle, host)
+	t.mu.Unlock()
+	for _, ic := range list {
+		ic.pc.c.Close()
+	}
 }
 
 // CloseIdleConnections closes every pooled connection.

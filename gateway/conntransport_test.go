@@ -128,3 +128,38 @@ func TestConnTransportUnreadBodyClosesConnection(t *testing.T) {
 		t.Fatalf("%d connections, want 3 (a half-read connection must not be reused)", n)
 	}
 }
+
+// TestConnTransportDeadReplica: with several pooled connections to a
+// replica that died, a request fails with a dial error (which the gateway
+// retries on another replica), not with a stale-connection error.
+func TestConnTransportDeadReplica(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+		w.Write([]byte("ok"))
+	}))
+	tr := NewConnTransport()
+	defer tr.CloseIdleConnections()
+	// Fill the pool with several connections.
+	done := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		go func() {
+			req, _ := http.NewRequest("POST", srv.URL, bytes.NewReader([]byte("x")))
+			if resp, err := tr.RoundTrip(req); err == nil {
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			done <- struct{}{}
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		<-done
+	}
+	srv.CloseClientConnections()
+	srv.Close()
+	time.Sleep(50 * time.Millisecond)
+	req, _ := http.NewRequest("POST", srv.URL, bytes.NewReader([]byte("x")))
+	_, err := tr.RoundTrip(req)
+	if !isDialError(err) {
+		t.Fatalf("err = %v, want a dial error", err)
+	}
+}
