@@ -118,6 +118,14 @@ func TestFaultReplicaKill(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	load.end()
+	if e := load.lastErr.Load(); e != nil {
+		t.Logf("last failure: %v", e)
+		for _, l := range strings.Split(s.log.String(), "\n") {
+			if strings.Contains(l, "gateway:") {
+				t.Log(l)
+			}
+		}
+	}
 	// Each replica takes one request at a time (maxConcurrentRequestsPerContainer 1).
 	report(t, "kill -9 of a replica under load", load.sent.Load(), load.failed.Load(), "failed<=1 (in flight on it)", load.failed.Load() <= 1)
 	report(t, "killed replica back and Healthy", 1, 0, "<=2s: "+back.Round(time.Millisecond).String(), back > 0 && back <= 2*time.Second)
