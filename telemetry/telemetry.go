@@ -3,7 +3,9 @@
 // "model_data_collection" records (request id, client request id,
 // workspace, service, models, status, duration, replica and, when model
 // data collection is on, input and prediction up to 64 KB each), under
-// <dir>/<workspace>/<service>/requests-YYYYMMDD-HH[.N].jsonl.
+// <dir>/<workspace>/<service>/requests-YYYYMMDD-HH[.N].jsonl. The front
+// end writes its own records (GatewayRecord) the same way, with FilePrefix
+// "gateway".
 //
 // Files roll every hour (UTC) and when they reach MaxFileBytes (the next
 // one gets the suffix .1, .2, ...); files older than MaxAge are deleted.
