@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -267,4 +268,67 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// discardExporter is a span exporter that drops everything.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkProxyObserved is BenchmarkProxy's gateway case with request
+// telemetry and/or tracing (batch export to a discarding exporter) on.
+func BenchmarkProxyObserved(b *testing.B) {
+	body := []byte(`{"result":[0.5]}`)
+	rep := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	defer rep.Close()
+	for _, c := range []struct {
+		name             string
+		telemetry, trace bool
+	}{{"Off", false, false}, {"Telemetry", true, false}, {"Tracing", false, true}, {"Both", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := gateway.Config{AutoscaleInterval: -1}
+			if c.telemetry {
+				cfg.TelemetryDir = b.TempDir()
+			}
+			if c.trace {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
+				defer tp.Shutdown(context.Background())
+				cfg.TracerProvider = tp
+			}
+			g := gateway.New(cfg)
+			v := modelship.RouteVersion{Name: "svc", TrafficPercent: 100, MaxConcurrentRequestsPerContainer: 64,
+				Replicas: []modelship.ReplicaEndpoint{{ID: "r", URL: rep.URL, Ready: true}}}
+			g.Update(&modelship.RouteTable{Routes: []modelship.Route{{Kind: modelship.RouteService, Workspace: "ws", Name: "svc",
+				Auth: modelship.AuthNone, AppInsights: c.telemetry, Versions: []modelship.RouteVersion{v}}}})
+			front := httptest.NewServer(g)
+			tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+			client := &http.Client{Transport: tr}
+			defer func() {
+				tr.CloseIdleConnections()
+				front.Close()
+				g.Close()
+			}()
+			url := front.URL + "/api/v1/service/svc/score"
+			b.ReportAllocs()
+			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"data":[[1.0,2.0,3.0,4.0]]}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Traceparent", callerTraceparent)
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
 }
