@@ -135,6 +135,7 @@ func Attach(ctx context.Context, kubeconfig []byte, kubeContext, namespace, purp
 	}
 	rc = rest.CopyConfig(rc)
 	rc.Timeout = attachTimeout
+	rc.QPS, rc.Burst = 50, 100 // one access review per permission
 	client, err := k8s.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("attach: creating client for %s: %w", rc.Host, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -84,9 +85,23 @@ func (d *Driver) checkRollout(ctx context.Context, name string) error {
 		return nil // the controller has not looked at the latest spec yet
 	}
 	desired := dep.Annotations[AnnotationRevision]
+	if rolledOut(dep) {
+		return nil
+	}
 	reason := ""
 	if c := deploymentCondition(dep, appsv1.DeploymentProgressing); c != nil && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
 		reason = fmt.Sprintf("new replicas of revision %s were not ready within %ds: %s", desired, deref(dep.Spec.ProgressDeadlineSeconds), c.Message)
+		// The condition outlives the rollout it is about (after a
+		// rollback or a new Apply it still names the old ReplicaSet
+		// until the controller re-evaluates): act only when it names
+		// the ReplicaSet of the current template.
+		cur, err := d.currentReplicaSet(ctx, dep)
+		if err != nil {
+			return err
+		}
+		if cur == nil || !strings.Contains(c.Message, `"`+cur.Name+`"`) {
+			return nil
+		}
 	}
 	if reason == "" {
 		pods, _ := d.pods.Pods(ns).List(d.selector(dep.Annotations[AnnotationID]))
@@ -145,6 +160,22 @@ func (d *Driver) checkRollout(ctx context.Context, name string) error {
 		return fmt.Errorf("rolling back %s: %w", name, err)
 	}
 	return nil
+}
+
+// currentReplicaSet returns the ReplicaSet of dep's current pod template
+// (nil if the controller has not created it yet).
+func (d *Driver) currentReplicaSet(ctx context.Context, dep *appsv1.Deployment) (*appsv1.ReplicaSet, error) {
+	rss, err := d.client.AppsV1().ReplicaSets(dep.Namespace).List(ctx, metav1.ListOptions{LabelSelector: d.selector(dep.Annotations[AnnotationID]).String()})
+	if err != nil {
+		return nil, fmt.Errorf("listing replica sets of %s: %w", dep.Name, err)
+	}
+	for i := range rss.Items {
+		rs := &rss.Items[i]
+		if ownedBy(rs, dep) && rs.Annotations["deployment.kubernetes.io/revision"] == dep.Annotations["deployment.kubernetes.io/revision"] {
+			return rs, nil
+		}
+	}
+	return nil, nil
 }
 
 func ownedBy(rs *appsv1.ReplicaSet, dep *appsv1.Deployment) bool {

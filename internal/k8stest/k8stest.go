@@ -152,9 +152,18 @@ func Shared(t testing.TB) *Cluster {
 		t.Skip(shared.skip)
 	}
 	if shared.cluster == nil && shared.err == nil {
-		shared.skip = "k8stest: binaries unavailable (see the first skipped test)"
-		bin := ensureBinaries(t) // skips t (and, above, later tests) when it cannot build
-		shared.skip = ""
+		// ensureBinaries skips or fails t when it cannot build; later
+		// tests then skip or fail the same way.
+		defer func() {
+			if shared.cluster == nil && shared.err == nil {
+				if t.Skipped() {
+					shared.skip = "k8stest: Kubernetes binaries unavailable (see the first skipped test)"
+				} else {
+					shared.err = errors.New("building the Kubernetes binaries failed (see the first failed test)")
+				}
+			}
+		}()
+		bin := ensureBinaries(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		start := time.Now()
 		shared.cluster, shared.err = StartCluster(ctx, bin)
@@ -580,7 +589,10 @@ func (c *Cluster) CreateNode(ctx context.Context, name, cpu, memory string, gpus
 	}
 	for {
 		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err == nil && NodeReady(n) {
+		// Ready, and the controller manager has lifted the not-ready
+		// taint every new node starts with (else the first scheduling
+		// attempts fail on the taint).
+		if err == nil && NodeReady(n) && !notReadyTainted(n) {
 			return n, nil
 		}
 		select {
@@ -589,6 +601,15 @@ func (c *Cluster) CreateNode(ctx context.Context, name, cpu, memory string, gpus
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+func notReadyTainted(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
+			return true
+		}
+	}
+	return false
 }
 
 // NodeReady reports whether n's Ready condition is True.
