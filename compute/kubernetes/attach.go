@@ -67,7 +67,9 @@ func (p Permission) string(ns string) string {
 }
 
 // Permissions lists what the driver does in a cluster today (see
-// docs/kubernetes.md for the matching Role and ClusterRole).
+// docs/kubernetes.md for the matching Role and ClusterRole). Attach also
+// checks "get" on the target namespace, and "create namespaces" when it
+// does not exist yet.
 var Permissions = func() []Permission {
 	var ps []Permission
 	add := func(group, res, sub string, namespaced bool, why string, verbs ...string) {
@@ -163,9 +165,10 @@ func Attach(ctx context.Context, kubeconfig []byte, kubeContext, namespace, purp
 	default:
 		return nil, fmt.Errorf("attach: reading namespace %s: %w", namespace, nsErr)
 	}
-	need := Permissions
+	need := append(Permissions[:len(Permissions):len(Permissions)],
+		Permission{Verb: "get", Resource: "namespaces", Name: namespace, Why: "check the target namespace"})
 	if !info.NamespaceExists {
-		need = append(need[:len(need):len(need)], Permission{Verb: "create", Resource: "namespaces", Why: "create namespace " + namespace})
+		need = append(need, Permission{Verb: "create", Resource: "namespaces", Why: "create namespace " + namespace})
 	}
 	var missing []string
 	for _, p := range need {

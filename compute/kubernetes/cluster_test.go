@@ -533,3 +533,104 @@ func TestRollback(t *testing.T) {
 		return s.Revision == "r3" && s.RolloutError == "" && s.ReadyCount() == 1 && s.Desired == ""
 	})
 }
+
+// TestDocumentedRBAC grants a user exactly the Role and ClusterRole of
+// docs/kubernetes.md and checks that Attach accepts it and the driver can
+// do its whole job with it.
+func TestDocumentedRBAC(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	const ns = "docsrbac"
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "kubernetes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.Role
+	var clusterRole rbacv1.ClusterRole
+	for _, block := range strings.Split(string(doc), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		block = strings.ReplaceAll(block, "namespace: ml", "namespace: "+ns)
+		block = strings.ReplaceAll(block, `"ml"]`, `"`+ns+`"]`)
+		switch {
+		case strings.Contains(block, "kind: Role\n"):
+			err = yaml.UnmarshalStrict([]byte(block), &role)
+		case strings.Contains(block, "kind: ClusterRole\n"):
+			err = yaml.UnmarshalStrict([]byte(block), &clusterRole)
+		}
+		if err != nil {
+			t.Fatalf("docs/kubernetes.md: %v\n%s", err, block)
+		}
+	}
+	if len(role.Rules) == 0 || len(clusterRole.Rules) == 0 {
+		t.Fatalf("docs/kubernetes.md: Role (%d rules) or ClusterRole (%d rules) not found", len(role.Rules), len(clusterRole.Rules))
+	}
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, nsObject(ns), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clusterRole.Name = "modelship-docs"
+	if _, err := c.Client.RbacV1().Roles(ns).Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, &clusterRole, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	user := []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "operator"}}
+	if _, err := c.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "modelship"}, Subjects: user,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "modelship-docs"}, Subjects: user,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: clusterRole.Name},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), "modelship-docs", metav1.DeleteOptions{})
+		_ = c.Client.RbacV1().ClusterRoles().Delete(context.Background(), "modelship-docs", metav1.DeleteOptions{})
+	})
+	c.AddNode(t, "rbac-node", "2", "8Gi", 0)
+
+	kc, err := c.UserKubeconfig("operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := Attach(ctx, kc, "", ns, "DevTest")
+	if err != nil {
+		t.Fatalf("Attach with the documented RBAC: %v", err)
+	}
+	if info.ClusterID == "" || !info.NamespaceExists {
+		t.Errorf("info = %+v", info)
+	}
+
+	n := newNotifier()
+	d, err := New(ctx, Config{Kubeconfig: kc, Namespace: ns, Image: testImage, OnChange: n.notify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = d.Close(context.Background())
+		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	id := "ws5/svc"
+	if err := d.Apply(ctx, &compute.Spec{ID: id, Revision: "r1", Replicas: 1, CPU: 0.5, MemoryGB: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, d, n, id, 30*time.Second, "1 ready replica", func(s *compute.Status) bool { return s.ReadyCount() == 1 })
+	if err := d.Scale(ctx, id, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, d, n, id, 30*time.Second, "2 ready replicas", func(s *compute.Status) bool { return s.ReadyCount() == 2 })
+	if _, _, err := d.Capacity(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, err := d.Logs(ctx, id, compute.LogOptions{Replica: -1, Tail: 5}); err != nil {
+		t.Error(err)
+	}
+	if err := d.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLabelled(t, c, ns, LabelDeployment+"="+LabelValue(id))
+}
