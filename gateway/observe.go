@@ -170,6 +170,7 @@ type gwTelemetry struct {
 
 	mu      sync.Mutex
 	writers map[string]*telemetry.Writer // by workspace/route
+	closed  bool                         // after Gateway.Close: no new writers
 	closing map[*telemetry.Writer]bool   // retired, flushing
 	// counts of the writers closed so far
 	written, bufferDrops, writeErrors atomic.Uint64
@@ -187,6 +188,9 @@ func (gt *gwTelemetry) writer(workspace, route string) *telemetry.Writer {
 	k := telemetryKey(workspace, route)
 	gt.mu.Lock()
 	defer gt.mu.Unlock()
+	if gt.closed {
+		return nil
+	}
 	if w := gt.writers[k]; w != nil {
 		return w
 	}
@@ -230,6 +234,9 @@ func (gt *gwTelemetry) closeLocked(w *telemetry.Writer) {
 
 // close flushes and closes every writer.
 func (gt *gwTelemetry) close() {
+	gt.mu.Lock()
+	gt.closed = true
+	gt.mu.Unlock()
 	gt.retain(nil)
 	gt.wg.Wait()
 }
