@@ -44,7 +44,7 @@ func spanByName(t *testing.T, exp *tracetest.InMemoryExporter, name string) trac
 func attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
 		if string(a.Key) == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
