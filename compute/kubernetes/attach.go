@@ -45,7 +45,7 @@ type Permission struct {
 	Why string
 }
 
-// String renders p as "verb resource[/sub][.group] [name] [in namespace ns]".
+// string renders p as "verb resource[/sub][.group] [name] [in namespace ns]".
 func (p Permission) string(ns string) string {
 	r := p.Resource
 	if p.Subresource != "" {
@@ -221,7 +221,7 @@ func Attach(ctx context.Context, kubeconfig []byte, kubeContext, namespace, purp
 	return info, nil
 }
 
-// ClusterID returns the identity of the cluster behind rc: the UID of its
+// ClusterID returns the identity of the cluster client talks to: the UID of its
 // kube-system namespace.
 func ClusterID(ctx context.Context, client k8s.Interface) (string, error) {
 	ks, err := client.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
