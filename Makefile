@@ -5,9 +5,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/modelship/modelship/cli.Version=$(VERSION)
 BIN := bin/modelship
 STATICCHECK_VERSION := v0.8.2
-TEST_TIMEOUT ?= 20m
+TEST_TIMEOUT ?= 25m
 
-.PHONY: help setup build run test test-short fuzz bench faults check fmt docs clean
+.PHONY: help setup k8s-binaries build run test test-short fuzz bench faults check fmt docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,10 @@ build: ## build bin/modelship
 run: setup build ## quick start: server + a model registered, served and scored (Ctrl-C stops)
 	@bash scripts/quickstart.sh
 
-test: setup ## run every test (real processes, real Python, real ONNX Runtime), then each fuzz target briefly
+k8s-binaries: ## build (once, cached by version) the Kubernetes control plane the tests run: etcd, kube-apiserver, controller-manager, scheduler, KWOK
+	@bash scripts/k8s-binaries.sh >/dev/null
+
+test: setup k8s-binaries ## run every test (real processes, real Python, real ONNX Runtime, a real kube-apiserver), then each fuzz target briefly
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@bash scripts/fuzz.sh 10s
 
