@@ -276,6 +276,7 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	defer stopServing()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
+	go modelserver.ReleaseMemoryWhenIdle(serveCtx, rt.Busy, 10*time.Second)
 	log.Info("serving", "addr", "http://"+ln.Addr().String(), "routes", "/ /score /swagger.json /v2 /metrics")
 
 	log.Info("starting runtime", "runtime", kind, "model_dir", o.modelDir, "entry_script", o.entryScript)
