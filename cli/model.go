@@ -28,6 +28,9 @@ func newModelRegisterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "register -n NAME -p PATH",
 		Short: "Register a file or folder as the next version of a model",
+		Long: `Register uploads a file or a folder as the next version of a model. As in Azure ML, the
+file or folder keeps its name: once deployed, a file is at $AZUREML_MODEL_DIR/<file> and a
+folder's files at $AZUREML_MODEL_DIR/<folder>/...`,
 		Example: `  modelship model register -n diabetes -p ./model.onnx --tag team=risk --description "v1 of the risk model"
   modelship model register -n diabetes -p ./model_dir/ --model-framework ScikitLearn --model-framework-version 1.2.1`,
 		Args: cobra.NoArgs,

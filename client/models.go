@@ -173,7 +173,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 func writeContent(w io.Writer, path string, dir bool) error {
 	if dir {
-		return tarutil.WriteDir(w, path)
+		// As in Azure ML, a registered folder keeps its name: its files
+		// are found under AZUREML_MODEL_DIR/<folder>/ once deployed.
+		return tarutil.WriteDirAs(w, path, folderName(path))
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -313,4 +315,17 @@ func checkDigest(h hash.Hash, want string) error {
 		return modelship.Errorf(modelship.EINTERNAL, "sha256 mismatch: expected %s, received %s", want, got)
 	}
 	return nil
+}
+
+// folderName is the name a registered folder keeps ("." and "./" resolve
+// to the current folder's name).
+func folderName(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	name := filepath.Base(filepath.Clean(path))
+	if name == "/" || name == "." || name == "" {
+		return "model"
+	}
+	return name
 }

@@ -550,3 +550,33 @@ func TestBusyServiceConflict(t *testing.T) {
 	s.ok(t, "service", "wait", "busysvc")
 	_ = context.Background
 }
+
+// TestFolderModelLayout deploys a folder model the way Azure samples use
+// one: the folder keeps its name under AZUREML_MODEL_DIR, and
+// Model.get_model_path returns it.
+func TestFolderModelLayout(t *testing.T) {
+	needPython(t)
+	s := startServer(t, "")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "tf_model", "weights.txt"), []byte("42"))
+	writeFile(t, filepath.Join(dir, "tf_model", "vocab", "words.txt"), []byte("a b"))
+	s.ok(t, "model", "register", "-n", "tf-dnn", "-p", filepath.Join(dir, "tf_model"))
+	project(t, dir, `import os
+from azureml.core.model import Model
+def init():
+    global weights, path
+    model_root = os.path.join(os.getenv('AZUREML_MODEL_DIR'), 'tf_model')
+    weights = open(os.path.join(model_root, 'weights.txt')).read()
+    path = Model.get_model_path('tf-dnn')
+def run(raw):
+    return {"weights": weights, "path_ends": os.path.basename(path), "vocab": os.path.exists(os.path.join(path, "vocab", "words.txt"))}
+`, `{"computeType": "aks", "numReplicas": 1, "authEnabled": false}`)
+	r := s.cli(t, "model", "deploy", "-m", "tf-dnn:1", "-n", "foldersvc", "-ic", filepath.Join(dir, "ic.json"), "-dc", filepath.Join(dir, "dc.json"))
+	if r.code != 0 {
+		t.Fatalf("deploy: %s %s", r.stdout, r.stderr)
+	}
+	code, out, _ := s.score(t, "foldersvc", "", `{}`)
+	if code != 200 || !strings.Contains(out, `"weights": "42"`) || !strings.Contains(out, `"path_ends": "tf_model"`) || !strings.Contains(out, `"vocab": true`) {
+		t.Fatalf("score: %d %s", code, out)
+	}
+}

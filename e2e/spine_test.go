@@ -175,14 +175,15 @@ func TestModelLifecycle(t *testing.T) {
 		t.Fatal("downloaded file differs")
 	}
 	s.ok(t, "model", "download", "diabetes:2", "-o", filepath.Join(dir, "out2"))
+	// As in Azure ML, a registered folder keeps its name.
 	for _, name := range []string{"model.pkl", "nested/vocab.txt"} {
 		want, _ := os.ReadFile(filepath.Join(folder, name))
-		got, _ := os.ReadFile(filepath.Join(dir, "out2", name))
+		got, _ := os.ReadFile(filepath.Join(dir, "out2", "model_dir", name))
 		if !bytes.Equal(got, want) {
 			t.Fatalf("downloaded %s differs", name)
 		}
 	}
-	if link, err := os.Readlink(filepath.Join(dir, "out2", "latest.pkl")); err != nil || link != "model.pkl" {
+	if link, err := os.Readlink(filepath.Join(dir, "out2", "model_dir", "latest.pkl")); err != nil || link != "model.pkl" {
 		t.Fatalf("symlink = %q, %v", link, err)
 	}
 	s.fails(t, "not empty", "model", "download", "diabetes:2", "-o", filepath.Join(dir, "out2"))

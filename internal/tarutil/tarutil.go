@@ -58,8 +58,19 @@ var epoch = time.Unix(0, 0).UTC()
 // lexical order, mode bits only, and zeroed times and owners, so that the
 // same folder always gives the same bytes (and the same sha256).
 func WriteDir(w io.Writer, dir string) error {
+	return WriteDirAs(w, dir, "")
+}
+
+// WriteDirAs is WriteDir with every entry under prefix/ (a folder entry
+// for prefix itself first), e.g. a model folder registered by its name.
+func WriteDirAs(w io.Writer, dir, prefix string) error {
 	tw := tar.NewWriter(w)
 	buf := make([]byte, 1<<20)
+	if prefix != "" {
+		if err := tw.WriteHeader(&tar.Header{Name: prefix + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -69,6 +80,9 @@ func WriteDir(w io.Writer, dir string) error {
 			return err
 		}
 		name := filepath.ToSlash(rel)
+		if prefix != "" {
+			name = prefix + "/" + name
+		}
 		info, err := d.Info()
 		if err != nil {
 			return err
