@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -168,10 +169,31 @@ func newEndpointCreateCmd() *cobra.Command {
 }
 
 func newVersionCreateCmd() *cobra.Command {
+	return newVersionChangeCmd("create ENDPOINT --version-name V -m MODEL [-ic FILE] [--traffic-percentile P] [--control|--treatment] [--default]",
+		"Add a version (a treatment unless --control)",
+		`  modelship endpoint version create fraud --version-name green -m fraud:2 -ic ic.json --traffic-percentile 10`,
+		func(ctx context.Context, c *client.Client, ws, ep string, req *modelship.VersionRequest) (*client.EndpointChange, error) {
+			return c.Endpoints.CreateVersion(ctx, ws, ep, req)
+		})
+}
+
+func newVersionUpdateCmd() *cobra.Command {
+	return newVersionChangeCmd("update ENDPOINT --version-name V [--traffic-percentile P] [--default] [--control|--treatment] [-m MODEL -ic FILE ...]",
+		"Change a version's traffic or flags (at once) or its deployment (rolling)",
+		`  modelship endpoint version update fraud --version-name green --traffic-percentile 40 --default --control
+  modelship endpoint version update fraud --version-name green -m fraud:3 -ic ic.json --show-output`,
+		func(ctx context.Context, c *client.Client, ws, ep string, req *modelship.VersionRequest) (*client.EndpointChange, error) {
+			return c.Endpoints.UpdateVersion(ctx, ws, ep, req)
+		})
+}
+
+// newVersionChangeCmd builds `endpoint version create|update`: both read
+// the deployment flags and the traffic flags and then wait like a deploy.
+func newVersionChangeCmd(use, short, example string, call func(context.Context, *client.Client, string, string, *modelship.VersionRequest) (*client.EndpointChange, error)) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "create ENDPOINT --version-name V -m MODEL [-ic FILE] [--traffic-percentile P] [--control|--treatment] [--default]",
-		Short:   "Add a version (a treatment unless --control)",
-		Example: `  modelship endpoint version create fraud --version-name green -m fraud:2 -ic ic.json --traffic-percentile 10`,
+		Use:     use,
+		Short:   short,
+		Example: example,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ws := workspaceFlag(cmd)
@@ -187,42 +209,7 @@ func newVersionCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ch, err := c.Endpoints.CreateVersion(cmd.Context(), ws, args[0], req)
-			if err != nil {
-				return err
-			}
-			return finishEndpoint(cmd, c, ws, args[0], ch)
-		},
-	}
-	deploymentFlags(cmd.Flags())
-	versionFlags(cmd.Flags())
-	cmd.MarkFlagRequired("version-name")
-	outputFlag(cmd)
-	return cmd
-}
-
-func newVersionUpdateCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "update ENDPOINT --version-name V [--traffic-percentile P] [--default] [--control|--treatment] [-m MODEL -ic FILE ...]",
-		Short: "Change a version's traffic or flags (at once) or its deployment (rolling)",
-		Example: `  modelship endpoint version update fraud --version-name green --traffic-percentile 40 --default --control
-  modelship endpoint version update fraud --version-name green -m fraud:3 -ic ic.json --show-output`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ws := workspaceFlag(cmd)
-			models, inf, dc, err := readDeployment(cmd, ws)
-			if err != nil {
-				return err
-			}
-			req := &modelship.VersionRequest{Models: models, Inference: inf, DeploymentConfig: dc}
-			if err := readVersionFlags(cmd, req); err != nil {
-				return err
-			}
-			c, err := newClient()
-			if err != nil {
-				return err
-			}
-			ch, err := c.Endpoints.UpdateVersion(cmd.Context(), ws, args[0], req)
+			ch, err := call(cmd.Context(), c, ws, args[0], req)
 			if err != nil {
 				return err
 			}
