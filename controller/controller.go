@@ -52,9 +52,10 @@ type Config struct {
 	// VersionStats returns the front end's live statistics of a version of
 	// a route (optional; used by `endpoint show --metrics`).
 	VersionStats func(route, version string) (*modelship.VersionStats, bool)
-	// ReplicaEnv is added to every replica's environment (e.g. the ONNX
-	// Runtime library the server found, MODELSHIP_ORT_LIB).
-	ReplicaEnv map[string]string
+	// ReplicaEnv returns what is added to every replica's environment
+	// (e.g. the ONNX Runtime library and the Python the server found);
+	// a service's own settings override it. Called when a spec is built.
+	ReplicaEnv func() map[string]string
 	// ScaleStatus describes the autoscaler's last decision for a version
 	// of a route ("" when none); shown in `service show`.
 	ScaleStatus func(route, version string) string

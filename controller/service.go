@@ -328,7 +328,13 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 		return nil, fmt.Errorf("preparing models: %w", err)
 	}
 	s := svc.Settings
-	env := map[string]string{
+	env := map[string]string{}
+	if c.cfg.ReplicaEnv != nil {
+		for k, v := range c.cfg.ReplicaEnv() {
+			env[k] = v
+		}
+	}
+	for k, v := range map[string]string{
 		"AZUREML_MODEL_DIR":            modelDir,
 		"MODELSHIP_RUNTIME":            svc.Inference.Runtime,
 		"SCORING_TIMEOUT_MS":           strconv.FormatInt(s.ScoringTimeout.Milliseconds(), 10),
@@ -338,6 +344,8 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 		"AML_APP_INSIGHTS_ENABLED":     strconv.FormatBool(s.AppInsightsEnabled),
 		"AML_MODEL_DC_STORAGE_ENABLED": strconv.FormatBool(s.DataCollectionEnabled),
 		"MODELSHIP_MAX_CONCURRENCY":    strconv.Itoa(max(s.MaxConcurrentRequestsPerContainer, 1)),
+	} {
+		env[k] = v
 	}
 	if len(models) == 1 {
 		env["MODELSHIP_MODEL_NAME"] = models[0].Name
@@ -357,9 +365,6 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 	}
 	if svc.Inference.PythonInterpreter != "" {
 		env["MODELSHIP_PYTHON"] = svc.Inference.PythonInterpreter
-	}
-	for k, v := range c.cfg.ReplicaEnv {
-		env[k] = v
 	}
 	for k, v := range svc.Inference.EnvironmentVariables {
 		env[k] = v

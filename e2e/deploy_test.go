@@ -580,3 +580,34 @@ def run(raw):
 		t.Fatalf("score: %d %s", code, out)
 	}
 }
+
+// TestDefaultPythonHasNumpy deploys an Azure-style score.py that imports
+// numpy with an inference config that names no interpreter: the server
+// picks a Python that has numpy.
+func TestDefaultPythonHasNumpy(t *testing.T) {
+	needPython(t)
+	if exec.Command(systemPython, "-c", "import numpy").Run() != nil {
+		t.Skip("no Python with numpy on this machine")
+	}
+	s := startServer(t, "")
+	dir := t.TempDir()
+	registerDummy(t, s, dir)
+	writeFile(t, filepath.Join(dir, "src", "score.py"), []byte(`import json
+import numpy as np
+def init():
+    pass
+def run(raw_data):
+    data = np.array(json.loads(raw_data)['data'])
+    return data.sum(axis=1).tolist()
+`))
+	writeFile(t, filepath.Join(dir, "ic.json"), []byte(`{"entryScript": "score.py", "sourceDirectory": "src"}`))
+	writeFile(t, filepath.Join(dir, "dc.json"), []byte(`{"computeType": "aks", "numReplicas": 1, "authEnabled": false}`))
+	r := s.cliEnv(t, []string{"MODELSHIP_URL=" + s.url, "MODELSHIP_TOKEN=" + s.token}, "model", "deploy", "-m", "m:1", "-n", "numpysvc",
+		"-ic", filepath.Join(dir, "ic.json"), "-dc", filepath.Join(dir, "dc.json"))
+	if r.code != 0 {
+		t.Fatalf("deploy: %s %s", r.stdout, r.stderr)
+	}
+	if code, out, _ := s.score(t, "numpysvc", "", `{"data": [[1, 2], [3, 4]]}`); code != 200 || !strings.Contains(out, "[3, 7]") {
+		t.Fatalf("score: %d %s", code, out)
+	}
+}

@@ -175,7 +175,7 @@ reports not ready, lets in-flight requests finish, then stops the runtime.`,
 	f.StringVar(&o.host, "host", "127.0.0.1", "address to listen on")
 	f.IntVar(&o.port, "port", 5001, "port to listen on")
 	f.StringVar(&o.runtime, "runtime", runtimeAuto, "runtime: auto, python, onnx or sklearn")
-	f.StringVar(&o.python, "python", "", "Python interpreter for score.py workers (default: python3 on PATH)")
+	f.StringVar(&o.python, "python", "", "Python interpreter for score.py workers (default: MODELSHIP_PYTHON, else the first python3 that has numpy)")
 	f.IntVar(&o.workers, "workers", 1, "number of Python worker processes")
 	f.IntVar(&o.scoringTimeout, "scoring-timeout-ms", int(modelserver.DefaultScoringTimeout/time.Millisecond), "timeout of one scoring call in milliseconds")
 	f.StringVar(&o.ortLib, "onnxruntime-lib", "", "path of libonnxruntime.so (default: the copy installed by scripts/setup.sh)")

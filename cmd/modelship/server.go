@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelship/modelship"
@@ -30,6 +31,7 @@ import (
 	"github.com/modelship/modelship/httpapi"
 	"github.com/modelship/modelship/internal/tlsutil"
 	"github.com/modelship/modelship/modelserver/onnx"
+	"github.com/modelship/modelship/modelserver/python"
 	"github.com/modelship/modelship/registry"
 	"github.com/modelship/modelship/sqlite"
 	"github.com/modelship/modelship/tracing"
@@ -251,7 +253,7 @@ func (s *Server) open(ctx context.Context) error {
 		DataDir:              s.cfg.DataDir,
 		GatewayURL:           s.gwURL,
 		LocalCapacity:        capacity,
-		ReplicaEnv:           replicaEnv(),
+		ReplicaEnv:           replicaEnv,
 		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
 		ScaleStatus: func(route, version string) string {
 			st, ok := gw.ScaleStatus(route, version)
@@ -522,13 +524,17 @@ func tlsHosts(addrs ...string) []string {
 }
 
 // replicaEnv is what every replica gets from the server: the ONNX Runtime
-// library the server resolved, so replicas find it whatever their HOME.
-func replicaEnv() map[string]string {
+// library the server resolved, so replicas find it whatever their HOME, and
+// the default Python (the first python3 with numpy), found once.
+var replicaEnv = sync.OnceValue(func() map[string]string {
 	env := map[string]string{}
 	if p := onnx.DefaultLibraryPath(); p != "" {
 		if _, err := os.Stat(p); err == nil {
 			env["MODELSHIP_ORT_LIB"] = p
 		}
 	}
+	if os.Getenv("MODELSHIP_PYTHON") == "" {
+		env["MODELSHIP_PYTHON"] = python.DefaultInterpreter()
+	}
 	return env
-}
+})

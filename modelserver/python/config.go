@@ -15,7 +15,7 @@ import (
 // Config configures a Runtime.
 type Config struct {
 	// Python is the interpreter to run; default: env MODELSHIP_PYTHON, else
-	// "python3" on PATH. Point it at a virtualenv's or conda env's bin/python
+	// DefaultInterpreter (the first python3 that has numpy). Point it at a virtualenv's or conda env's bin/python
 	// to use that environment.
 	Python string
 	// EntryScript is the score.py path, relative to SourceDir unless
@@ -151,7 +151,7 @@ func resolve(cfg Config, shimDir string) (*resolved, error) {
 		r.python = os.Getenv("MODELSHIP_PYTHON")
 	}
 	if r.python == "" {
-		r.python = "python3"
+		r.python = DefaultInterpreter()
 	}
 	py, err := exec.LookPath(r.python)
 	if err != nil {

@@ -35,7 +35,8 @@
 // # Choosing the Python interpreter (virtualenv, conda)
 //
 // The worker runs Config.Python; when empty, the MODELSHIP_PYTHON
-// environment variable; else "python3" on PATH. To use your own environment,
+// environment variable; else DefaultInterpreter: the first of python3 on
+// PATH, /usr/bin/python3 and /usr/local/bin/python3 that can import numpy. To use your own environment,
 // point it at that environment's interpreter, for example
 //
 //	MODELSHIP_PYTHON=$HOME/venvs/scoring/bin/python modelship serve-model ...
