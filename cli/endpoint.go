@@ -25,7 +25,7 @@ control. Send "azureml-model-deployment: <version>" to pin a request to a versio
 	version := &cobra.Command{Use: "version", Short: "Create, update, delete and promote endpoint versions"}
 	version.AddCommand(newVersionCreateCmd(), newVersionUpdateCmd(), newVersionDeleteCmd(), newVersionPromoteCmd())
 	cmd.AddCommand(newEndpointCreateCmd(), newEndpointListCmd(), newEndpointShowCmd(), newEndpointUpdateCmd(), newEndpointDeleteCmd(),
-		newEndpointWaitCmd(), newEndpointKeysCmd(), newEndpointRegenKeyCmd(), newEndpointTokenCmd(), newEndpointLogsCmd(), version)
+		newEndpointWaitCmd(), newEndpointKeysCmd(), newEndpointRegenKeyCmd(), newEndpointTokenCmd(), newEndpointLogsCmd(), newEndpointRunCmd(), version)
 	return cmd
 }
 

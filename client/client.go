@@ -73,6 +73,10 @@ func New(baseURL, token string, opts ...Option) *Client {
 	return c
 }
 
+// HTTPClient returns the HTTP client (with the client's TLS settings), for
+// calls outside the API such as scoring.
+func (c *Client) HTTPClient() *http.Client { return c.http }
+
 // BaseURL returns the server address the client uses.
 func (c *Client) BaseURL() string { return c.baseURL }
 

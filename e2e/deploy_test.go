@@ -114,6 +114,15 @@ func TestDeployScoreKeysAndLogs(t *testing.T) {
 			t.Fatalf("score: %d %s %v", code, out, h)
 		}
 	}
+	// service run fetches the key and scores, as az ml service run.
+	if out := s.ok(t, "service", "run", "mysvc", "-d", body); !strings.Contains(out, `"sum": [6, 15]`) {
+		t.Fatalf("service run: %s", out)
+	}
+	writeFile(t, filepath.Join(dir, "req.json"), []byte(body))
+	if out := s.ok(t, "service", "run", "mysvc", "-d", "@"+filepath.Join(dir, "req.json")); !strings.Contains(out, `"sum": [6, 15]`) {
+		t.Fatalf("service run @file: %s", out)
+	}
+	s.fails(t, "give the input", "service", "run", "mysvc")
 	// The auth matrix on a key service.
 	for _, bad := range []string{"", "nope", keys.PrimaryKey + "x", "Basic " + keys.PrimaryKey} {
 		code, out, h := s.score(t, "mysvc", bad, body)
@@ -194,6 +203,9 @@ func TestTokenAuth(t *testing.T) {
 		}
 	}
 	s.fails(t, "does not use key auth", "service", "get-keys", "toksvc")
+	if out := s.ok(t, "service", "run", "toksvc", "-d", body); !strings.Contains(out, `"sum": [1]`) {
+		t.Fatalf("service run with a token: %s", out)
+	}
 	// Switching to key auth needs authEnabled with tokenAuthEnabled false.
 	s.fails(t, "tokenAuthEnabled", "service", "update", "toksvc", "--auth-enabled")
 	s.ok(t, "service", "update", "toksvc", "--auth-enabled", "--token-auth-enabled=false")

@@ -140,6 +140,10 @@ func TestEndpointTrafficSplit(t *testing.T) {
 	if counts["red"] != 300 {
 		t.Fatalf("pinned to red: %v", counts)
 	}
+	// endpoint run, pinned.
+	if r := s.cli(t, "endpoint", "run", "fraud", "-d", `{"data": [[1]]}`, "--version-name", "blue"); r.code != 0 || !strings.Contains(r.stderr, "answered by version blue") {
+		t.Fatalf("endpoint run: %d %s %s", r.code, r.stdout, r.stderr)
+	}
 	// Per-version URI.
 	req, _ := http.NewRequest("POST", s.gateway+"/api/v1/endpoint/fraud/versions/blue/score", strings.NewReader(`{}`))
 	req.Header.Set("Authorization", "Bearer "+key)
