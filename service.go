@@ -188,6 +188,15 @@ type DeploymentService interface {
 	RegenKey(ctx context.Context, ws, name, which, value string) (*ServiceKeys, error)
 	Token(ctx context.Context, ws, name string) (*AccessToken, error)
 	Logs(ctx context.Context, ws, name string, opts LogOptions) ([]string, error)
+	// FetchAccess issues a token with which a replica of the deployment
+	// (a service, or "<endpoint>.<version>") can fetch its files.
+	FetchAccess(ctx context.Context, ws, name string) (*FetchAccess, error)
+	// CheckFetchToken verifies a fetch token (EUNAUTHORIZED).
+	CheckFetchToken(ws, name, token string) error
+	// FetchManifest lists a deployment's files.
+	FetchManifest(ctx context.Context, ws, name string) (*FetchManifest, error)
+	// OpenFetchBlob opens one of a deployment's files by digest.
+	OpenFetchBlob(ctx context.Context, ws, name, digest string) (io.ReadCloser, error)
 	// CollectedData writes the rows score.py's ModelDataCollector stored
 	// for a designation (and optionally one model) since a time, as CSV.
 	CollectedData(ctx context.Context, ws, name, designation, model string, since time.Time, w io.Writer) error
@@ -230,4 +239,40 @@ type ServiceStore interface {
 	FindOperation(ctx context.Context, id string, afterSeq int) (*Operation, error)
 	// RunningOperations lists unfinished operations (for restart).
 	RunningOperations(ctx context.Context) ([]*Operation, error)
+}
+
+// FetchManifest lists what a replica of a deployment needs, for replicas
+// that fetch their files from the control plane (Kubernetes pods, or a
+// replica started elsewhere with `serve-model --fetch-url`).
+type FetchManifest struct {
+	Workspace   string          `json:"workspace"`
+	Deployment  string          `json:"deployment"`
+	Models      []FetchModel    `json:"models"`
+	Source      *FetchBlob      `json:"source,omitempty"` // tar of the source folder
+	EntryScript string          `json:"entryScript,omitempty"`
+	Runtime     string          `json:"runtime"`
+	Settings    ServiceSettings `json:"settings"`
+}
+
+// FetchModel is one model version of a manifest.
+type FetchModel struct {
+	Name      string `json:"name"`
+	Version   int    `json:"version"`
+	AssetType string `json:"assetType"`
+	FileName  string `json:"fileName,omitempty"`
+	FetchBlob
+}
+
+// FetchBlob names stored bytes by digest.
+type FetchBlob struct {
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"sizeBytes"`
+}
+
+// FetchAccess is a fetch URL and the token that opens it.
+type FetchAccess struct {
+	URL        string    `json:"url"`
+	Deployment string    `json:"deployment"` // "<workspace>/<name>"
+	Token      string    `json:"token"`
+	ExpiryOn   time.Time `json:"expiryOn"`
 }

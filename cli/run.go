@@ -152,3 +152,34 @@ func newEndpointRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&version, "version-name", "", "pin the request to this version")
 	return cmd
 }
+
+func newServiceFetchAccessCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fetch-access NAME",
+		Short: "Print a token and the command that runs a replica of a deployed service elsewhere (it fetches its models and code)",
+		Long: `fetch-access issues a token (valid 30 days) with which ` + "`modelship serve-model`" + ` downloads a deployed
+service's models and source folder from this server, verified by sha256, and serves them: a replica of
+the service on another machine or in a container. For an endpoint version, give <endpoint>.<version>.`,
+		Example: `  modelship service fetch-access mysvc
+  modelship service fetch-access fraud.green -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			fa, err := c.Services.FetchAccess(cmd.Context(), workspaceFlag(cmd), args[0])
+			if err != nil {
+				return err
+			}
+			if f, _ := outputFormat(cmd); f == "json" {
+				return printJSON(cmd, fa)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "modelship serve-model --fetch-url %s --fetch-deployment %s --fetch-token %s --port 5001\n", fa.URL, fa.Deployment, fa.Token)
+			fmt.Fprintf(cmd.ErrOrStderr(), "The token expires on %s.\n", fa.ExpiryOn.Local().Format("2006-01-02 15:04"))
+			return nil
+		},
+	}
+	outputFlag(cmd)
+	return cmd
+}

@@ -16,7 +16,7 @@ func newServiceCmd() *cobra.Command {
 		Short: "Show, update, wait for, scale and delete deployed services; keys, tokens and logs",
 	}
 	cmd.AddCommand(newServiceListCmd(), newServiceShowCmd(), newServiceWaitCmd(), newServiceGetKeysCmd(), newServiceRegenKeyCmd(),
-		newServiceTokenCmd(), newServiceLogsCmd(), newServiceUpdateCmd(), newServiceDeleteCmd(), newServiceCollectedDataCmd(), newServiceRunCmd())
+		newServiceTokenCmd(), newServiceLogsCmd(), newServiceUpdateCmd(), newServiceDeleteCmd(), newServiceCollectedDataCmd(), newServiceRunCmd(), newServiceFetchAccessCmd())
 	return cmd
 }
 

@@ -263,3 +263,10 @@ func (s *ServicesClient) CollectedData(ctx context.Context, ws, name, designatio
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
 }
+
+// FetchAccess returns a fetch URL and token with which a replica of a
+// deployment (a service, or "<endpoint>.<version>") can run elsewhere.
+func (s *ServicesClient) FetchAccess(ctx context.Context, ws, name string) (*modelship.FetchAccess, error) {
+	var out modelship.FetchAccess
+	return &out, s.c.sendJSON(ctx, http.MethodPost, svcPath(ws, name)+"/fetchaccess", nil, &out)
+}

@@ -39,6 +39,9 @@ type Config struct {
 	DataDir string
 	// GatewayURL is the front end's base URL, for scoring URIs.
 	GatewayURL string
+	// AdvertiseURL is the control-plane API URL replicas elsewhere use to
+	// fetch their files (default: the API's listen URL).
+	AdvertiseURL string
 	// LocalCapacity is the capacity of the built-in local target.
 	LocalCapacity compute.Capacity
 	// UnschedulableTimeout: a deployment that stays unschedulable this long

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/modelship/modelship"
 )
@@ -111,6 +112,9 @@ func (s *Server) routeTable() []route {
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/token", summary: "Get an access token (token-auth services)", tag: "services", out: "AccessToken", handler: s.handleToken},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services/{svc}/logs", summary: "Replica logs (tail, init, replica)", tag: "services", out: "Logs", handler: s.handleLogs},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/services/{svc}/collected-data", summary: "Rows collected by score.py's ModelDataCollector as CSV (designation, model, since)", tag: "services", out: "CSV", handler: s.handleCollectedData},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/services/{svc}/fetchaccess", summary: "A fetch URL and token for replicas of a deployment running elsewhere (a service, or <endpoint>.<version>)", tag: "services", out: "FetchAccess", handler: s.handleFetchAccess},
+		{method: "GET", pattern: "/api/v1/fetch/{ws}/{dep}/manifest", summary: "A deployment's files (fetch token)", tag: "fetch", out: "FetchManifest", handler: s.requireFetch(s.handleFetchManifest), public: true},
+		{method: "GET", pattern: "/api/v1/fetch/{ws}/{dep}/blobs/{sha256}", summary: "One of a deployment's files by sha256 (fetch token)", tag: "fetch", out: "Blob", handler: s.requireFetch(s.handleFetchBlob), public: true},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/operations/{id}", summary: "An asynchronous operation and its log (after=N for new lines)", tag: "services", out: "Operation", handler: s.handleOperation},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/endpoints", summary: "List endpoints", tag: "endpoints", out: "[]Endpoint", handler: s.handleListEndpoints},
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/endpoints", summary: "Create an endpoint with its first version (asynchronous)", tag: "endpoints", out: "DeployResponse", handler: s.handleCreateEndpoint},
@@ -189,6 +193,8 @@ func CodeForStatus(status int) string {
 	}
 	return modelship.EINTERNAL
 }
+
+var timeZero = time.Time{}
 
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {

@@ -17,6 +17,8 @@ var paramDocs = map[string]string{
 	"id":      "Operation id",
 	"target":  "Compute target name",
 	"ep":      "Endpoint name",
+	"dep":     "Deployment: a service name, or <endpoint>.<version>",
+	"sha256":  "sha256 of the file",
 }
 
 // OpenAPI returns the OpenAPI 3 document of the API, built from the route
@@ -94,6 +96,8 @@ func responsesFor(rt route) map[string]any {
 	}
 	ok := map[string]any{"description": "OK"}
 	switch {
+	case rt.out == "Blob":
+		ok["content"] = map[string]any{ContentTypeFile: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
 	case rt.out == "CSV":
 		ok["content"] = map[string]any{"text/csv": map[string]any{"schema": map[string]any{"type": "string"}}}
 	case strings.HasPrefix(rt.out, "[]"):
@@ -197,6 +201,8 @@ var schemas = map[string]any{
 		"fileCount": map[string]any{"type": "integer"}, "sizeBytes": map[string]any{"type": "integer", "format": "int64"},
 		"sha256": str, "createdTime": map[string]any{"type": "string", "format": "date-time"}}},
 	"Source":                obj("sha256"),
+	"FetchAccess":           obj("url", "deployment", "token", "expiryOn"),
+	"FetchManifest":         obj("workspace", "deployment", "models", "source", "entryScript", "runtime", "settings"),
 	"Service":               obj("workspace", "name", "state", "scoringUri", "swaggerUri", "computeType", "computeTarget", "models", "error", "settings", "inference", "replicas", "generation", "createdTime", "updatedTime"),
 	"DeployResponse":        obj("service", "operationId"),
 	"DeployRequest":         obj("name", "computeTarget", "models", "inference", "deploymentConfig", "overwrite"),

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,7 +24,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/modelship/modelship"
+	"github.com/modelship/modelship/client"
 	"github.com/modelship/modelship/datacollect"
+	"github.com/modelship/modelship/internal/tlsutil"
 	"github.com/modelship/modelship/modelserver"
 	"github.com/modelship/modelship/modelserver/onnx"
 	"github.com/modelship/modelship/modelserver/python"
@@ -45,6 +48,9 @@ const startupExitCode = 3
 
 // serveModelOptions are the settings of one serve-model run.
 type serveModelOptions struct {
+	// Fetch the deployment's files from a control plane first.
+	fetchURL, fetchToken, fetchDeployment, fetchDir string
+
 	entryScript    string
 	sourceDir      string
 	modelDir       string
@@ -92,6 +98,10 @@ var envDefaults = []struct{ flag, env string }{
 	{"scoring-timeout-ms", "SCORING_TIMEOUT_MS"},
 	{"onnxruntime-lib", "MODELSHIP_ORT_LIB"},
 	{"cors-origins", "AML_CORS_ORIGINS"},
+	{"fetch-url", "MODELSHIP_FETCH_URL"},
+	{"fetch-token", "MODELSHIP_FETCH_TOKEN"},
+	{"fetch-deployment", "MODELSHIP_FETCH_DEPLOYMENT"},
+	{"fetch-dir", "MODELSHIP_FETCH_DIR"},
 	{"service-name", "SERVICE_NAME"},
 	{"service-version", "SERVICE_VERSION"},
 	{"workspace-name", "WORKSPACE_NAME"},
@@ -182,6 +192,10 @@ reports not ready, lets in-flight requests finish, then stops the runtime.`,
 	f.IntVar(&o.intraOpThreads, "intra-op-threads", 1, "ONNX Runtime intra-op threads per session")
 	f.IntVar(&o.maxConcurrency, "max-concurrency", 1, "ONNX inferences run at once")
 	f.StringVar(&o.corsOrigins, "cors-origins", "", "comma-separated origins allowed by CORS on /score; * allows any")
+	f.StringVar(&o.fetchURL, "fetch-url", "", "fetch the deployment's models and code from this control-plane API URL first (see `service fetch-access`)")
+	f.StringVar(&o.fetchToken, "fetch-token", "", "the fetch token for --fetch-url")
+	f.StringVar(&o.fetchDeployment, "fetch-deployment", "", "the deployment to fetch: <workspace>/<service> (or <workspace>/<endpoint>.<version>)")
+	f.StringVar(&o.fetchDir, "fetch-dir", "", "where fetched files go (default: a folder under the temp dir)")
 	f.StringVar(&o.serviceName, "service-name", "ML service", "service name shown in swagger")
 	f.StringVar(&o.serviceVersion, "service-version", "1.0", "service version shown in swagger")
 	f.StringVar(&o.workspaceName, "workspace-name", "", "workspace name passed to the scoring script")
@@ -216,6 +230,11 @@ func applyEnvDefaults(cmd *cobra.Command) error {
 // runServeModel starts the runtime, then serves until ctx is canceled.
 func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(os.Getenv("AZUREML_LOG_LEVEL"))}))
+	if o.fetchURL != "" {
+		if err := fetchFiles(ctx, o, log); err != nil {
+			return err
+		}
+	}
 	kind, err := chooseRuntime(o)
 	if err != nil {
 		return modelship.Errorf(modelship.EINVALID, "%v", err)
@@ -636,4 +655,48 @@ func deployedModels(o *serveModelOptions) [][2]string {
 		}
 	}
 	return out
+}
+
+// fetchFiles downloads the deployment's models and source folder from the
+// control plane and points the options at them.
+func fetchFiles(ctx context.Context, o *serveModelOptions, log *slog.Logger) error {
+	if o.fetchToken == "" || o.fetchDeployment == "" {
+		return modelship.Errorf(modelship.EINVALID, "--fetch-url needs --fetch-token and --fetch-deployment (get them with `modelship service fetch-access NAME`)")
+	}
+	dir := o.fetchDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "modelship-fetch", strings.ReplaceAll(o.fetchDeployment, "/", "_"))
+	}
+	var tlsCfg *tls.Config
+	if ca := os.Getenv("MODELSHIP_CA_FILE"); ca != "" {
+		var err error
+		if tlsCfg, err = tlsutil.ClientConfig(ca); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	f, err := client.FetchDeployment(ctx, o.fetchURL, o.fetchToken, o.fetchDeployment, dir, tlsCfg)
+	if err != nil {
+		return err
+	}
+	o.modelDir = f.ModelDir
+	if f.SourceDir != "" {
+		o.sourceDir = f.SourceDir
+		if o.entryScript == "" {
+			o.entryScript = f.Manifest.EntryScript
+		}
+	}
+	if o.runtime == runtimeAuto && f.Manifest.Runtime != "" {
+		o.runtime = f.Manifest.Runtime
+	}
+	if len(f.Manifest.Models) == 1 {
+		if o.modelName == "" {
+			o.modelName = f.Manifest.Models[0].Name
+		}
+		if o.modelVersion == "" {
+			o.modelVersion = strconv.Itoa(f.Manifest.Models[0].Version)
+		}
+	}
+	log.Info("fetched the deployment's files", "deployment", o.fetchDeployment, "models", len(f.Manifest.Models), "dir", dir, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }

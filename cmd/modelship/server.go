@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -58,6 +59,9 @@ type ServerConfig struct {
 	TLSCert, TLSKey               string
 	GatewayTLSCert, GatewayTLSKey string
 	TLSSelfSigned                 bool
+	// AdvertiseURL is the API URL replicas running elsewhere (Kubernetes
+	// pods, other machines) use to fetch their files; default: --listen.
+	AdvertiseURL string
 }
 
 // Server is the all-in-one control plane: API, store, registry, and the
@@ -115,6 +119,7 @@ the same machine finds the server and the token by itself.`,
 	f.Float64Var(&cfg.LocalMemoryGB, "local-memory-gb", 0, "memory capacity of the built-in local target in GB (default: this machine's memory)")
 	f.IntVar(&cfg.LocalGPUs, "local-gpus", -1, "GPUs of the built-in local target (default: /dev/nvidia* devices found)")
 	f.DurationVar(&cfg.UnschedulableTimeout, "unschedulable-timeout", 5*time.Minute, "how long a deployment may stay Unschedulable before it fails")
+	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "API URL that replicas running elsewhere use to fetch their files (default: the --listen address)")
 	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", 60*time.Second, "how long utilization must stay below target before the autoscaler removes a replica")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (full chain) for HTTPS on the API and the gateway; reloaded when the file changes")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -252,6 +257,7 @@ func (s *Server) open(ctx context.Context) error {
 		Publish:              func(t *modelship.RouteTable) { gw.Update(t) },
 		DataDir:              s.cfg.DataDir,
 		GatewayURL:           s.gwURL,
+		AdvertiseURL:         cmp.Or(s.cfg.AdvertiseURL, s.apiURL),
 		LocalCapacity:        capacity,
 		ReplicaEnv:           replicaEnv,
 		UnschedulableTimeout: s.cfg.UnschedulableTimeout,
