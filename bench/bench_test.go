@@ -416,6 +416,19 @@ func TestBench(t *testing.T) {
 		rep.gateway = append(rep.gateway, cmp)
 	}
 
+	// Telemetry and data collection on vs off (issue 7: on ≥ 90 % of off).
+	telOn := fmt.Sprintf(`{"computeType": "aks", "numReplicas": 1, "authEnabled": true, "maxConcurrentRequestsPerContainer": %d, %s,
+		"appInsightsEnabled": true, "dataCollection": {"storageEnabled": true}}`, perReplica, small)
+	mustDeploy("py-tel-svc", "dummy:1", "-ic", ic("trivial"), "-dc", dc("trivial-tel", telOn))
+	gwPyTel := Target{Name: "score.py /score, gateway, telemetry on", URL: gwURL("py-tel-svc"), Body: scoreTiny, Header: key("py-tel-svc")}
+	mustOK(t, gwPyTel)
+	rep.telemetryOff, rep.telemetryOn = Result{Codes: map[int]int{}}, Result{Codes: map[int]int{}}
+	for range rounds {
+		rep.telemetryOff = merge(rep.telemetryOff, ClosedLoop(ctx, gwPy, workers, math.MaxInt32, slice))
+		rep.telemetryOn = merge(rep.telemetryOn, ClosedLoop(ctx, gwPyTel, workers, math.MaxInt32, slice))
+	}
+	t.Logf("closed  telemetry off %v; on %v", rep.telemetryOff, rep.telemetryOn)
+
 	// Autoscale reaction: 1 replica, target 70 %, refresh 1 s; step from 1
 	// to 4 closed-loop clients on a score.py that sleeps 20 ms.
 	const clients, target = 4, 70

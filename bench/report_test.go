@@ -50,6 +50,9 @@ type report struct {
 	serverEndMiB                          float64
 	serverIdleCPU                         float64 // share of one core
 	onnxReplicaIdleMiB, onnxReplicaEndMiB float64
+	// telemetryOff/On: the trivial score.py through the gateway with
+	// request telemetry and data collection off and on (issue 7).
+	telemetryOff, telemetryOn Result
 }
 
 // firstLine is the first line of s that says what failed, without
@@ -237,6 +240,14 @@ func (rep *report) markdown(failed bool) string {
 			p("| control plane + front end idle RSS ≤ 60 MB (one service deployed: sklearn score.py) | %.1f MiB | %s |\n", rep.serverOneSvcMiB, verdict(rep.serverOneSvcMiB*1.048576 <= 60))
 		}
 		p("\n")
+	}
+	if rep.telemetryOff.Requests > 0 && rep.telemetryOn.Requests > 0 {
+		ratio := rep.telemetryOn.RPS() / rep.telemetryOff.RPS()
+		p("### Telemetry and data collection (issue 7)\n\n")
+		p("The trivial score.py through the gateway, closed loop, interleaved rounds: one service with `appInsightsEnabled` and `dataCollection.storageEnabled` off, one with both on (request records at the gateway and the replica, model data collection on).\n\n")
+		p("| issue 7 target | measured | verdict |\n|---|---|---|\n")
+		p("| front-end throughput with telemetry and data collection on ≥ 90 %% of off | %.0f / %.0f req/s = %.0f %% | %s |\n\n",
+			rep.telemetryOn.RPS(), rep.telemetryOff.RPS(), 100*ratio, verdict(ratio >= 0.9))
 	}
 	if rep.serverEmptyMiB > 0 {
 		p("### Server memory\n\n| state | server RSS |\n|---|---:|\n")
