@@ -579,11 +579,7 @@ func newEndpointTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if f, _ := outputFormat(cmd); f == "json" {
-				return printJSON(cmd, tok)
-			}
-			return kvList(cmd.OutOrStdout(), [][2]string{{"Access token", tok.AccessToken}, {"Token type", tok.TokenType},
-				{"Refresh after", tok.RefreshAfter.Local().Format(time.RFC3339)}, {"Expires on", tok.ExpiryOn.Local().Format(time.RFC3339)}})
+			return printToken(cmd, tok)
 		},
 	}
 	outputFlag(cmd)

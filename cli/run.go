@@ -86,20 +86,11 @@ func newServiceRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cred := ""
-			switch svc.Settings.AuthMode {
-			case modelship.AuthKey:
-				keys, err := c.Services.GetKeys(cmd.Context(), ws, args[0])
-				if err != nil {
-					return err
-				}
-				cred = keys.PrimaryKey
-			case modelship.AuthToken:
-				tok, err := c.Services.GetToken(cmd.Context(), ws, args[0])
-				if err != nil {
-					return err
-				}
-				cred = tok.AccessToken
+			cred, err := credential(svc.Settings.AuthMode,
+				func() (*modelship.ServiceKeys, error) { return c.Services.GetKeys(cmd.Context(), ws, args[0]) },
+				func() (*modelship.AccessToken, error) { return c.Services.GetToken(cmd.Context(), ws, args[0]) })
+			if err != nil {
+				return err
 			}
 			return score(cmd, c, svc.ScoringURI, cred, "", input)
 		},
@@ -130,20 +121,11 @@ func newEndpointRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cred := ""
-			switch ep.AuthMode {
-			case modelship.AuthKey:
-				keys, err := c.Endpoints.GetKeys(cmd.Context(), ws, args[0])
-				if err != nil {
-					return err
-				}
-				cred = keys.PrimaryKey
-			case modelship.AuthToken:
-				tok, err := c.Endpoints.GetToken(cmd.Context(), ws, args[0])
-				if err != nil {
-					return err
-				}
-				cred = tok.AccessToken
+			cred, err := credential(ep.AuthMode,
+				func() (*modelship.ServiceKeys, error) { return c.Endpoints.GetKeys(cmd.Context(), ws, args[0]) },
+				func() (*modelship.AccessToken, error) { return c.Endpoints.GetToken(cmd.Context(), ws, args[0]) })
+			if err != nil {
+				return err
 			}
 			return score(cmd, c, ep.ScoringURI, cred, version, input)
 		},
@@ -182,4 +164,24 @@ the service on another machine or in a container. For an endpoint version, give 
 	}
 	outputFlag(cmd)
 	return cmd
+}
+
+// credential returns what to send as the bearer for an auth mode: the
+// primary key, a fresh token, or nothing for an open service.
+func credential(mode string, keys func() (*modelship.ServiceKeys, error), token func() (*modelship.AccessToken, error)) (string, error) {
+	switch mode {
+	case modelship.AuthKey:
+		k, err := keys()
+		if err != nil {
+			return "", err
+		}
+		return k.PrimaryKey, nil
+	case modelship.AuthToken:
+		t, err := token()
+		if err != nil {
+			return "", err
+		}
+		return t.AccessToken, nil
+	}
+	return "", nil
 }

@@ -240,7 +240,7 @@ func newServiceTokenCmd() *cobra.Command {
 		Example: "  modelship service get-access-token mysvc -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := outputFormat(cmd)
+			_, err := outputFormat(cmd)
 			if err != nil {
 				return err
 			}
@@ -252,11 +252,7 @@ func newServiceTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				return printJSON(cmd, tok)
-			}
-			return kvList(cmd.OutOrStdout(), [][2]string{{"Access token", tok.AccessToken}, {"Token type", tok.TokenType},
-				{"Refresh after", tok.RefreshAfter.Local().Format(time.RFC3339)}, {"Expires on", tok.ExpiryOn.Local().Format(time.RFC3339)}})
+			return printToken(cmd, tok)
 		},
 	}
 	outputFlag(cmd)
@@ -401,4 +397,13 @@ func newServiceCollectedDataCmd() *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "only rows scored since: a duration (1h, 30m) or an RFC 3339 time")
 	cmd.MarkFlagRequired("designation")
 	return cmd
+}
+
+// printToken prints an access token (Azure's field names with -o json).
+func printToken(cmd *cobra.Command, tok *modelship.AccessToken) error {
+	if f, _ := outputFormat(cmd); f == "json" {
+		return printJSON(cmd, tok)
+	}
+	return kvList(cmd.OutOrStdout(), [][2]string{{"Access token", tok.AccessToken}, {"Token type", tok.TokenType},
+		{"Refresh after", tok.RefreshAfter.Local().Format(time.RFC3339)}, {"Expires on", tok.ExpiryOn.Local().Format(time.RFC3339)}})
 }
