@@ -56,6 +56,11 @@ type Route struct {
 // its replicas.
 type RouteVersion struct {
 	Name string `json:"name"`
+	// Deployment is the compute deployment behind the version
+	// ("<workspace>/<service>" or "<workspace>/<endpoint>.<version>"): the
+	// in-cluster front end finds its replicas (EndpointSlices) and scales it
+	// by this ID.
+	Deployment string `json:"deployment,omitempty"`
 	// TrafficPercent is the effective share of unpinned requests, 0-100;
 	// the shares of a route's versions add up to 100.
 	TrafficPercent float64 `json:"trafficPercent"`

@@ -109,7 +109,7 @@ func (c *Controller) routeFor(kind, ws, name, authMode string) modelship.Route {
 // with its ready replicas.
 func (c *Controller) routeVersion(ctx context.Context, svc *modelship.Service, name string) modelship.RouteVersion {
 	s := svc.Settings
-	v := modelship.RouteVersion{Name: name, MaxConcurrentRequestsPerContainer: max(s.MaxConcurrentRequestsPerContainer, 1),
+	v := modelship.RouteVersion{Name: name, Deployment: c.deploymentID(svc.Workspace, svc.Name), MaxConcurrentRequestsPerContainer: max(s.MaxConcurrentRequestsPerContainer, 1),
 		MaxQueueWait: s.MaxQueueWait, ScoringTimeout: s.ScoringTimeout, Models: svc.Models,
 		Replicas: []modelship.ReplicaEndpoint{}, Autoscale: s.Autoscale()}
 	if v.Autoscale != nil && c.cfg.ScaleDownDelay > 0 {
