@@ -42,9 +42,63 @@ type ComputeTarget struct {
 	FreeGPUs     int     `json:"freeGpus"`
 	Services     int     `json:"services"`
 	State        string  `json:"provisioningState"`
-	// Kubernetes holds the attachment of a kubernetes target (JSON, opaque
-	// to the store).
-	Kubernetes map[string]any `json:"kubernetes,omitempty"`
+	// Kubernetes is the attachment of a kubernetes target.
+	Kubernetes *KubernetesAttachment `json:"kubernetes,omitempty"`
+}
+
+// Front-end Service types of a Kubernetes target.
+const (
+	FrontEndNodePort     = "NodePort"
+	FrontEndLoadBalancer = "LoadBalancer"
+	FrontEndClusterIP    = "ClusterIP"
+)
+
+// KubernetesAttachment is how a kubernetes compute target reaches its
+// cluster and what modelship installed there.
+type KubernetesAttachment struct {
+	// Server is the API server URL, Context the kubeconfig context.
+	Server  string `json:"server"`
+	Context string `json:"context,omitempty"`
+	// Namespace holds every object of the target.
+	Namespace string `json:"namespace"`
+	// ClusterID is the UID of the cluster's kube-system namespace: one
+	// cluster is attached at most once.
+	ClusterID string `json:"clusterId"`
+	// Version is the API server's version at attach time.
+	Version string `json:"version,omitempty"`
+	// ReadyNodes counts Ready, schedulable nodes (observed).
+	ReadyNodes int `json:"readyNodes"`
+	// Image runs `modelship serve-model` in replicas and `modelship
+	// gateway` in the front end.
+	Image string `json:"image"`
+	// ImagePullPolicy: Always, IfNotPresent (default) or Never.
+	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`
+	// FrontEndService is the Service type of the front end: NodePort
+	// (default), LoadBalancer or ClusterIP.
+	FrontEndService string `json:"frontEndService"`
+	// FrontEndURL is the address clients score at (observed; "" while a
+	// load balancer is pending).
+	FrontEndURL string `json:"frontEndUrl,omitempty"`
+	// FrontEndReady counts the front end's ready replicas (observed).
+	FrontEndReady int `json:"frontEndReady"`
+	// SealedKubeconfig is the kubeconfig, encrypted with the server's
+	// master key. Never returned by the API.
+	SealedKubeconfig string `json:"sealedKubeconfig,omitempty"`
+}
+
+// AttachRequest attaches a Kubernetes cluster as a compute target.
+type AttachRequest struct {
+	Name           string `json:"name"`
+	Kubeconfig     string `json:"kubeconfig"` // the file's content
+	Context        string `json:"context,omitempty"`
+	Namespace      string `json:"namespace,omitempty"`
+	ClusterPurpose string `json:"clusterPurpose,omitempty"`
+	Image          string `json:"image,omitempty"`
+	// ImagePullPolicy: Always, IfNotPresent or Never.
+	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`
+	// FrontEndService: NodePort (default), LoadBalancer or ClusterIP.
+	FrontEndService string `json:"frontEndService,omitempty"`
+	Description     string `json:"description,omitempty"`
 }
 
 var computeNameRE = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$`)

@@ -25,6 +25,17 @@ type Spec struct {
 	Replicas int
 	// Env is the environment of each replica's `modelship serve-model`.
 	Env map[string]string
+	// SecretEnv is more environment holding credentials (the fetch token):
+	// kept out of Revision and, on Kubernetes, delivered through a Secret
+	// rather than the pod template.
+	SecretEnv map[string]string
+	// Image, when set, is the container image of the replicas on drivers
+	// that run containers (Kubernetes); "" means the target's image.
+	Image string
+	// Autoscaled: the front end's autoscaler owns the replica count once
+	// the deployment exists, so Apply keeps the current count and uses
+	// Replicas only to create it.
+	Autoscaled bool
 	// Resources requested per replica; counted against the target's
 	// capacity. MemoryLimitGB (0 = none) is enforced.
 	CPU, MemoryGB, MemoryLimitGB float64
@@ -98,6 +109,24 @@ type Capacity struct {
 	CPU      float64 `json:"cpu"`
 	MemoryGB float64 `json:"memoryGB"`
 	GPUs     int     `json:"gpus"`
+}
+
+// Cluster is implemented by drivers of targets that run their own front end
+// (Kubernetes): the control plane installs it when the target is attached,
+// publishes the target's routes to it, and removes everything at detach.
+type Cluster interface {
+	// InstallFrontEnd creates or updates the in-cluster front end.
+	InstallFrontEnd(ctx context.Context) error
+	// FrontEnd returns the URL clients score at ("" and an error while it
+	// is not known yet, e.g. a pending load balancer) and how many front-end
+	// replicas are ready.
+	FrontEnd(ctx context.Context) (url string, ready int, err error)
+	// PublishRoutes hands the target's routes (replica lists are
+	// discovered in the cluster) to the front end.
+	PublishRoutes(ctx context.Context, table *modelship.RouteTable) error
+	// Uninstall removes every object modelship created on the target;
+	// without force it refuses while deployments exist.
+	Uninstall(ctx context.Context, force bool) error
 }
 
 // Driver runs deployments on one compute target.

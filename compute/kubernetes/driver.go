@@ -249,10 +249,23 @@ func (d *Driver) Apply(ctx context.Context, spec *compute.Spec) error {
 	if spec.ID == "" || spec.Replicas < 0 {
 		return modelship.Errorf(modelship.EINVALID, "kubernetes target: invalid spec (id %q, replicas %d)", spec.ID, spec.Replicas)
 	}
+	if sec := buildSecret(spec, d.opts); sec != nil {
+		if err := d.apply(ctx, "secrets", sec); err != nil {
+			return err
+		}
+	}
 	if err := d.apply(ctx, "services", buildService(spec, d.opts)); err != nil {
 		return err
 	}
-	return d.apply(ctx, "deployments", buildDeployment(spec, d.opts))
+	dep := buildDeployment(spec, d.opts)
+	if spec.Autoscaled {
+		// The front end's autoscaler owns the count of an existing
+		// Deployment: keep it.
+		if cur, err := d.deployment(ctx, spec.ID); err == nil && cur.Spec.Replicas != nil {
+			dep.Spec.Replicas = ptr(*cur.Spec.Replicas)
+		}
+	}
+	return d.apply(ctx, "deployments", dep)
 }
 
 // apply server-side applies obj (a typed object with TypeMeta set).
@@ -268,6 +281,8 @@ func (d *Driver) apply(ctx context.Context, resource string, obj metav1.Object) 
 		_, err = d.client.AppsV1().Deployments(ns).Patch(ctx, name, types.ApplyPatchType, data, opts)
 	case "services":
 		_, err = d.client.CoreV1().Services(ns).Patch(ctx, name, types.ApplyPatchType, data, opts)
+	case "secrets":
+		_, err = d.client.CoreV1().Secrets(ns).Patch(ctx, name, types.ApplyPatchType, data, opts)
 	default:
 		err = errUnknownResource
 	}
@@ -332,6 +347,15 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	for _, o := range svcs.Items {
 		if err := d.client.CoreV1().Services(ns).Delete(ctx, o.Name, del); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("kubernetes target: deleting service %s/%s: %w", ns, o.Name, err)
+		}
+	}
+	secs, err := d.client.CoreV1().Secrets(ns).List(ctx, lo)
+	if err != nil {
+		return fmt.Errorf("kubernetes target: listing secrets of %s: %w", id, err)
+	}
+	for _, o := range secs.Items {
+		if err := d.client.CoreV1().Secrets(ns).Delete(ctx, o.Name, del); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("kubernetes target: deleting secret %s/%s: %w", ns, o.Name, err)
 		}
 	}
 	// Wait on the watch for the Deployment and its pods to disappear.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -174,12 +175,21 @@ func buildContainer(spec *compute.Spec, o objectOptions) corev1.Container {
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
 		}},
 	)
+	image := o.image
+	if spec.Image != "" {
+		image = spec.Image
+	}
+	var envFrom []corev1.EnvFromSource
+	if len(spec.SecretEnv) > 0 {
+		envFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: ObjectName(spec.ID)}}}}
+	}
 	c := corev1.Container{
 		Name:            ContainerName,
-		Image:           o.image,
+		Image:           image,
 		ImagePullPolicy: o.pullPolicy,
 		Command:         append(slices.Clone(o.command), "serve-model"),
 		Env:             env,
+		EnvFrom:         envFrom,
 		Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: o.port, Protocol: corev1.ProtocolTCP}},
 		Resources:       buildResources(spec),
 		ReadinessProbe: &corev1.Probe{
@@ -263,5 +273,20 @@ func buildService(spec *compute.Spec, o objectOptions) *corev1.Service {
 				TargetPort: intstr.FromString("http"),
 			}},
 		},
+	}
+}
+
+// buildSecret returns the Secret holding spec's SecretEnv (nil when it has
+// none). Pods read it at start (envFrom), so a new value reaches new pods
+// without rolling the running ones.
+func buildSecret(spec *compute.Spec, o objectOptions) *corev1.Secret {
+	if len(spec.SecretEnv) == 0 {
+		return nil
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(spec.ID), Namespace: o.namespace, Labels: objectLabels(spec.ID), Annotations: map[string]string{AnnotationID: spec.ID}},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: maps.Clone(spec.SecretEnv),
 	}
 }

@@ -698,6 +698,9 @@ func (d *Driver) startProcess(dep *deployment, r *replica) error {
 	for k, v := range r.spec.Env {
 		env = append(env, k+"="+v)
 	}
+	for k, v := range r.spec.SecretEnv {
+		env = append(env, k+"="+v)
+	}
 	env = append(env, "MODELSHIP_HOST=127.0.0.1", "MODELSHIP_PORT="+strconv.Itoa(port), "MODELSHIP_REPLICA_ID="+r.id)
 	if len(r.gpus) > 0 {
 		ids := make([]string, len(r.gpus))
