@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8s "k8s.io/client-go/kubernetes"
@@ -111,4 +112,17 @@ func (s *Scaler) deploymentOf(workspace, route, version string) (string, error) 
 		return "", modelship.Errorf(modelship.ENOTFOUND, "incluster: %q has no version %q", route, version)
 	}
 	return "", modelship.Errorf(modelship.ENOTFOUND, "incluster: no route %q in workspace %q", route, workspace)
+}
+
+// PolicyRules are the permissions the front end's ServiceAccount needs in
+// the target namespace (a Role bound to it): read and watch the route
+// Secret (by name: the watch selects it with a field selector), list and
+// watch EndpointSlices, and read and write the scale subresource of
+// Deployments (the autoscaler).
+func PolicyRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{kubernetes.RoutesSecretName}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"get", "update"}},
+	}
 }
