@@ -68,8 +68,9 @@ func (p Permission) string(ns string) string {
 
 // Permissions lists what the driver does in a cluster today (see
 // docs/kubernetes.md for the matching Role and ClusterRole). Attach also
-// checks "get" on the target namespace, and "create namespaces" when it
-// does not exist yet.
+// checks "get" on the target namespace and, when it does not exist yet,
+// "create namespaces" and "delete" on it (Uninstall deletes a namespace
+// modelship created).
 var Permissions = func() []Permission {
 	var ps []Permission
 	add := func(group, res, sub string, namespaced bool, why string, verbs ...string) {
@@ -83,6 +84,17 @@ var Permissions = func() []Permission {
 	add("", "services", "", true, "a Service per deployment", "get", "list", "create", "update", "patch", "delete")
 	add("", "pods", "", true, "replica status", "get", "list", "watch")
 	add("", "pods", "log", true, "replica logs", "get")
+	// The in-cluster front end (InstallFrontEnd, PublishRoutes,
+	// Uninstall). RBAC lets modelship create the front end's Role only
+	// when it holds every permission the Role grants (FrontEndRules):
+	// secrets get/list/watch, endpointslices list/watch, deployments get,
+	// deployments/scale get/update/patch.
+	add("", "secrets", "", true, "the route table Secret of the front end", "get", "list", "watch", "create", "update", "patch", "delete")
+	add("", "serviceaccounts", "", true, "the front end's ServiceAccount", "get", "list", "create", "update", "patch", "delete")
+	add("rbac.authorization.k8s.io", "roles", "", true, "the front end's Role", "get", "list", "create", "update", "patch", "delete")
+	add("rbac.authorization.k8s.io", "rolebindings", "", true, "the front end's RoleBinding", "get", "list", "create", "update", "patch", "delete")
+	add("discovery.k8s.io", "endpointslices", "", true, "granted to the front end (replica discovery)", "list", "watch")
+	add("", "configmaps", "", true, "uninstall removes every object modelship created", "list", "delete")
 	add("", "nodes", "", false, "capacity", "list")
 	add("", "pods", "", false, "free capacity (requests of every pod)", "list")
 	ps = append(ps, Permission{Verb: "get", Resource: "namespaces", Name: "kube-system", Why: "cluster identity"})
@@ -168,7 +180,9 @@ func Attach(ctx context.Context, kubeconfig []byte, kubeContext, namespace, purp
 	need := append(Permissions[:len(Permissions):len(Permissions)],
 		Permission{Verb: "get", Resource: "namespaces", Name: namespace, Why: "check the target namespace"})
 	if !info.NamespaceExists {
-		need = append(need, Permission{Verb: "create", Resource: "namespaces", Why: "create namespace " + namespace})
+		need = append(need,
+			Permission{Verb: "create", Resource: "namespaces", Why: "create namespace " + namespace},
+			Permission{Verb: "delete", Resource: "namespaces", Name: namespace, Why: "uninstall deletes the namespace modelship created"})
 	}
 	var missing []string
 	for _, p := range need {
