@@ -21,6 +21,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -582,4 +583,183 @@ func testTable(gen int64) *modelship.RouteTable {
 				}},
 		},
 	}
+}
+
+// rbacFor returns a Role (in ns) and a ClusterRole granting exactly
+// Permissions, plus what Attach checks besides (get on kube-system and ns).
+func rbacFor(name, ns string, keep func(Permission) bool) (*rbacv1.Role, *rbacv1.ClusterRole) {
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	type key struct{ group, resource, name string }
+	index := map[bool]map[key]int{true: {}, false: {}}
+	for _, p := range Permissions {
+		if keep != nil && !keep(p) {
+			continue
+		}
+		res := p.Resource
+		if p.Subresource != "" {
+			res += "/" + p.Subresource
+		}
+		k := key{p.Group, res, p.Name}
+		rules := &cr.Rules
+		if p.Namespaced {
+			rules = &role.Rules
+		}
+		i, ok := index[p.Namespaced][k]
+		if !ok {
+			r := rbacv1.PolicyRule{APIGroups: []string{p.Group}, Resources: []string{res}}
+			if p.Name != "" {
+				r.ResourceNames = []string{p.Name}
+			}
+			*rules = append(*rules, r)
+			i = len(*rules) - 1
+			index[p.Namespaced][k] = i
+		}
+		(*rules)[i].Verbs = append((*rules)[i].Verbs, p.Verb)
+	}
+	for i, r := range cr.Rules {
+		if r.Resources[0] == "namespaces" {
+			cr.Rules[i].ResourceNames = append(cr.Rules[i].ResourceNames, ns)
+		}
+	}
+	return role, cr
+}
+
+// bindUser creates role and cr and binds them to user.
+func bindUser(t *testing.T, c *k8stest.Cluster, user string, role *rbacv1.Role, cr *rbacv1.ClusterRole) {
+	t.Helper()
+	ctx := context.Background()
+	subj := []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: user}}
+	if _, err := c.Client.RbacV1().Roles(role.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().RoleBindings(role.Namespace).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name}, Subjects: subj,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: cr.Name}, Subjects: subj,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), cr.Name, metav1.DeleteOptions{})
+		_ = c.Client.RbacV1().ClusterRoles().Delete(context.Background(), cr.Name, metav1.DeleteOptions{})
+	})
+}
+
+// TestFrontEndLeastPrivilege: credentials holding exactly Permissions pass
+// Attach and can install the front end (RBAC lets them create its Role
+// only because they hold what it grants), publish routes and uninstall;
+// without the endpointslices permission the Role cannot be created; a
+// restricted user's Attach lists the front end's permissions as missing.
+func TestFrontEndLeastPrivilege(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	const ns = "feleast"
+	c.AddNode(t, "feleast-node", "4", "16Gi", 0)
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, nsObject(ns), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+
+	t.Run("restricted user", func(t *testing.T) {
+		grant(t, c, ns, "fe-restricted", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}})
+		kc, err := c.UserKubeconfig("fe-restricted")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Attach(ctx, kc, "", ns, "DevTest")
+		if modelship.ErrorCode(err) != modelship.EFORBIDDEN {
+			t.Fatalf("Attach: %v; want forbidden", err)
+		}
+		for _, s := range []string{
+			"create secrets in namespace " + ns, "watch secrets in namespace " + ns, "delete secrets in namespace " + ns,
+			"create serviceaccounts in namespace " + ns, "create roles.rbac.authorization.k8s.io in namespace " + ns,
+			"create rolebindings.rbac.authorization.k8s.io in namespace " + ns, "delete roles.rbac.authorization.k8s.io in namespace " + ns,
+			"list endpointslices.discovery.k8s.io in namespace " + ns, "watch endpointslices.discovery.k8s.io in namespace " + ns,
+			"list configmaps in namespace " + ns, "delete configmaps in namespace " + ns,
+		} {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("Attach error does not list %q:\n%v", s, err)
+			}
+		}
+		_, err = Attach(ctx, kc, "", "feleast-missing", "DevTest")
+		if err == nil || !strings.Contains(err.Error(), "delete namespaces feleast-missing (cluster-wide)") || !strings.Contains(err.Error(), "create namespaces (cluster-wide)") {
+			t.Errorf("Attach to a namespace to create: %v; want create and delete namespaces listed", err)
+		}
+	})
+
+	t.Run("without endpointslices", func(t *testing.T) {
+		role, cr := rbacFor("fe-noslices", ns, func(p Permission) bool { return p.Resource != "endpointslices" })
+		bindUser(t, c, "fe-noslices", role, cr)
+		kc, err := c.UserKubeconfig("fe-noslices")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := New(ctx, Config{Kubeconfig: kc, Namespace: ns, Image: testImage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close(ctx)
+		err = d.InstallFrontEnd(ctx)
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "not currently held") {
+			t.Errorf("InstallFrontEnd without the endpointslices permission: %v; want RBAC's escalation refusal", err)
+		}
+	})
+
+	t.Run("exactly Permissions", func(t *testing.T) {
+		role, cr := rbacFor("fe-operator", ns, nil)
+		bindUser(t, c, "fe-operator", role, cr)
+		kc, err := c.UserKubeconfig("fe-operator")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Attach(ctx, kc, "", ns, "DevTest"); err != nil {
+			t.Fatalf("Attach with exactly Permissions: %v", err)
+		}
+		n := newNotifier()
+		d, err := New(ctx, Config{Kubeconfig: kc, Namespace: ns, Image: testImage, OnChange: n.notify})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close(ctx)
+		if err := d.InstallFrontEnd(ctx); err != nil {
+			t.Fatalf("InstallFrontEnd: %v", err)
+		}
+		waitFrontEnd(t, d, 30*time.Second, "2 ready front-end replicas", func(s *FrontEndStatus) bool { return s.Ready == 2 })
+		if url, ready, err := d.FrontEnd(ctx); err != nil || !strings.HasPrefix(url, "http://") || ready != 2 {
+			t.Errorf("FrontEnd = %q, %d, %v", url, ready, err)
+		}
+		if err := d.PublishRoutes(ctx, testTable(1)); err != nil {
+			t.Fatalf("PublishRoutes: %v", err)
+		}
+		id := "ws/least"
+		if err := d.Apply(ctx, &compute.Spec{ID: id, Revision: "r1", Replicas: 1, CPU: 0.1, MemoryGB: 0.25, SecretEnv: map[string]string{"T": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, d, n, id, 30*time.Second, "1 ready replica", func(s *compute.Status) bool { return s.ReadyCount() == 1 })
+		if err := d.Uninstall(ctx, false); modelship.ErrorCode(err) != modelship.ECONFLICT {
+			t.Errorf("Uninstall without force: %v; want conflict", err)
+		}
+		if err := d.Uninstall(ctx, true); err != nil {
+			t.Fatalf("Uninstall: %v", err)
+		}
+		assertNothingLabelled(t, c, ns, LabelManagedBy+"="+ManagedBy)
+		assertNothingLabelledExtra(t, c, ns, LabelManagedBy+"="+ManagedBy)
+		// The namespace existed before modelship: it stays.
+		if nsObj, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil || nsObj.DeletionTimestamp != nil {
+			t.Errorf("namespace %s (not created by modelship) after Uninstall: %v, %v", ns, nsObj, err)
+		}
+		// The user's own Role and RoleBinding (not labelled) are untouched.
+		if _, err := c.Client.RbacV1().Roles(ns).Get(ctx, "fe-operator", metav1.GetOptions{}); err != nil {
+			t.Errorf("Uninstall removed an unlabelled Role: %v", err)
+		}
+	})
 }
