@@ -168,6 +168,9 @@ func BuildReport(ctx context.Context, opts Options) (*Result, error) {
 		bin = exe
 	}
 	binReal, err := filepath.EvalSymlinks(bin)
+	if err == nil {
+		binReal, err = filepath.Abs(binReal)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("binary: %w", err)
 	}
@@ -214,6 +217,9 @@ func BuildReport(ctx context.Context, opts Options) (*Result, error) {
 	var ortReal, ortImage string
 	if ort != ONNXRuntimeNone {
 		ortReal, err = filepath.EvalSymlinks(ort)
+		if err == nil {
+			ortReal, err = filepath.Abs(ortReal)
+		}
 		if err != nil {
 			if defaulted {
 				return nil, fmt.Errorf("ONNX Runtime library not found at %s (where the server looks for it); run scripts/setup.sh, or give its path, or build without it with ONNX Runtime %q", ort, ONNXRuntimeNone)

@@ -74,6 +74,12 @@ func WriteTarball(file, tag string, img v1.Image) error {
 // replaces an image of that name; without one it replaces an equal image.
 func WriteLayout(dir, tag string, img v1.Image) error {
 	p, err := layout.FromPath(dir)
+	if err == nil {
+		var idx v1.ImageIndex
+		if idx, err = p.ImageIndex(); err == nil {
+			_, err = idx.IndexManifest()
+		}
+	}
 	if err != nil {
 		if _, serr := os.Stat(filepath.Join(dir, "index.json")); !os.IsNotExist(serr) {
 			return fmt.Errorf("%s is not an OCI layout: %w", dir, err)
