@@ -180,34 +180,6 @@ func BuildReport(ctx context.Context, opts Options) (*Result, error) {
 
 	res := &Result{Platform: plat.String(), Base: opts.Base}
 
-	// The base image and its file list.
-	var base v1.Image
-	var view *fsView
-	if opts.Base != "" {
-		base, err = LoadBase(ctx, opts.Base, *plat, opts.Insecure, opts.Keychain)
-		if err != nil {
-			return nil, err
-		}
-		d, err := base.Digest()
-		if err != nil {
-			return nil, fmt.Errorf("base image %s: %w", opts.Base, err)
-		}
-		res.BaseDigest = d.String()
-		cf, err := base.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("base image %s: reading its config: %w", opts.Base, err)
-		}
-		if cf.OS != "" && cf.Architecture != "" && (cf.OS != plat.OS || cf.Architecture != plat.Architecture) {
-			return nil, fmt.Errorf("base image %s is for %s/%s, not %s", opts.Base, cf.OS, cf.Architecture, plat)
-		}
-		rc := mutate.Extract(base)
-		view, err = readView(rc)
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("base image %s: %w", opts.Base, err)
-		}
-	}
-
 	// ONNX Runtime.
 	ort := opts.ONNXRuntime
 	defaulted := ort == ""
@@ -242,6 +214,40 @@ func BuildReport(ctx context.Context, opts Options) (*Result, error) {
 	if ortReal != "" {
 		if err := deps.add(ortReal, ONNXRuntimeDir); err != nil {
 			return nil, fmt.Errorf("resolving the shared libraries of ONNX Runtime: %w", err)
+		}
+	}
+
+	// The base image and its file list.
+	var base v1.Image
+	var view *fsView
+	if opts.Base != "" {
+		base, err = LoadBase(ctx, opts.Base, *plat, opts.Insecure, opts.Keychain)
+		if err != nil {
+			return nil, err
+		}
+		d, err := base.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("base image %s: %w", opts.Base, err)
+		}
+		res.BaseDigest = d.String()
+		cf, err := base.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("base image %s: reading its config: %w", opts.Base, err)
+		}
+		if cf.OS != "" && cf.Architecture != "" && (cf.OS != plat.OS || cf.Architecture != plat.Architecture) {
+			return nil, fmt.Errorf("base image %s is for %s/%s, not %s", opts.Base, cf.OS, cf.Architecture, plat)
+		}
+		rc := mutate.Extract(base)
+		view, err = readView(rc, keepLibs(deps.objs))
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("base image %s: %w", opts.Base, err)
+		}
+	}
+
+	if view != nil {
+		if err := checkBaseVersions(view, binReal, ortReal, deps.objs); err != nil {
+			return nil, fmt.Errorf("base image %s: %w", opts.Base, err)
 		}
 	}
 

@@ -2,11 +2,13 @@ package ociimage
 
 import (
 	"bufio"
+	"bytes"
 	"debug/elf"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -235,4 +237,92 @@ func (r *depResolver) matches(p string) bool {
 	}
 	defer f.Close()
 	return f.Machine == r.machine && f.Class == r.class
+}
+
+// keepLibs accepts the file names a base image may hold the libraries objs
+// name under: the soname itself or a longer version of it
+// (libstdc++.so.6.0.30 for libstdc++.so.6).
+func keepLibs(objs []elfObject) func(string) bool {
+	var stems []string
+	for _, o := range objs {
+		base := path.Base(o.ImagePath)
+		if i := strings.Index(base, ".so"); i >= 0 {
+			base = base[:i+len(".so")]
+		}
+		stems = append(stems, base)
+	}
+	return func(name string) bool {
+		for _, s := range stems {
+			if strings.HasPrefix(name, s) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// checkBaseVersions fails when a library the base image provides (and the
+// image will therefore use) lacks a symbol version that the binary, ONNX
+// Runtime or a library taken from this machine needs: the image would not
+// start ("version `GLIBC_2.38' not found"). Libraries whose contents could
+// not be read (hard links) are not checked.
+func checkBaseVersions(view *fsView, bin, ort string, objs []elfObject) error {
+	provided := map[string]*elf.File{} // soname -> the base's file
+	where := map[string]string{}
+	for _, o := range objs {
+		if !view.providesFile(o.ImagePath) {
+			continue
+		}
+		_, e, _ := view.resolve(o.ImagePath)
+		if e == nil || e.data == nil {
+			continue
+		}
+		f, err := elf.NewFile(bytes.NewReader(e.data))
+		if err != nil {
+			return fmt.Errorf("%s is not an ELF file: %w", o.ImagePath, err)
+		}
+		provided[path.Base(o.ImagePath)] = f
+		where[path.Base(o.ImagePath)] = o.ImagePath
+	}
+	if len(provided) == 0 {
+		return nil
+	}
+	users := []string{bin}
+	if ort != "" {
+		users = append(users, ort)
+	}
+	for _, o := range objs {
+		if !view.providesFile(o.ImagePath) {
+			users = append(users, o.HostPath)
+		}
+	}
+	var missing []string
+	for _, u := range users {
+		f, err := elf.Open(u)
+		if err != nil {
+			return err
+		}
+		needs, _ := f.DynamicVersionNeeds()
+		f.Close()
+		for _, n := range needs {
+			lib, ok := provided[n.Name]
+			if !ok {
+				continue
+			}
+			defs, _ := lib.DynamicVersions()
+			for _, d := range n.Needs {
+				if !slices.ContainsFunc(defs, func(v elf.DynamicVersion) bool { return v.Name == d.Dep }) {
+					m := fmt.Sprintf("%s lacks %s (needed by %s)", where[n.Name], d.Dep, u)
+					if !slices.Contains(missing, m) {
+						missing = append(missing, m)
+					}
+				}
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("its libraries are older than this machine's, which modelship was built against: %s; use a base image of the same or a newer distribution release than this machine, or build modelship on an older one",
+			strings.Join(missing, "; "))
+	}
+	return nil
 }

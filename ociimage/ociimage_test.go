@@ -535,12 +535,15 @@ func TestDeterministic(t *testing.T) {
 }
 
 // baseImage makes a small base: a marker file, merged-/usr (/lib -> usr/lib)
-// with the host's libc at its multiarch path, an env var and a user, in two
-// layers.
-func baseImage(t *testing.T, arch string) v1.Image {
+// with the host's libc (or the file libcSrc) at its multiarch path, an env
+// var and a user, in two layers.
+func baseImage(t *testing.T, arch, libcSrc string) v1.Image {
 	t.Helper()
 	triplet := arches[hostArch].triplet
-	libc, err := filepath.EvalSymlinks("/lib/" + triplet + "/libc.so.6")
+	if libcSrc == "" {
+		libcSrc = "/lib/" + triplet + "/libc.so.6"
+	}
+	libc, err := filepath.EvalSymlinks(libcSrc)
 	if err != nil {
 		t.Skipf("no multiarch libc on this machine: %v", err)
 	}
@@ -601,7 +604,7 @@ func baseImage(t *testing.T, arch string) v1.Image {
 
 func TestBaseImage(t *testing.T) {
 	ctx := context.Background()
-	base := baseImage(t, hostArch)
+	base := baseImage(t, hostArch, "")
 	baseDigest, _ := base.Digest()
 	dir := t.TempDir()
 	reg := startRegistry(t)
@@ -772,7 +775,8 @@ func TestStaticBinary(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	res, err := BuildReport(context.Background(), Options{Binary: bin, ONNXRuntime: ONNXRuntimeNone})
+	t.Chdir(dir) // a relative --binary
+	res, err := BuildReport(context.Background(), Options{Binary: "static", ONNXRuntime: ONNXRuntimeNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -799,8 +803,14 @@ func TestBadInputs(t *testing.T) {
 	dir := t.TempDir()
 	text := filepath.Join(dir, "script.sh")
 	os.WriteFile(text, []byte("#!/bin/sh\necho hi\n"), 0o755)
-	armBase := baseImage(t, "arm64")
+	armBase := baseImage(t, "arm64", "")
 	if err := WriteLayout(filepath.Join(dir, "arm"), "", armBase); err != nil {
+		t.Fatal(err)
+	}
+	// A base whose libc.so.6 defines no GLIBC_* versions, like a libc older
+	// than the one modelship was linked against.
+	oldBase := baseImage(t, hostArch, "/lib/"+arches[hostArch].triplet+"/libgcc_s.so.1")
+	if err := WriteLayout(filepath.Join(dir, "old"), "", oldBase); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -817,11 +827,13 @@ func TestBadInputs(t *testing.T) {
 		{"TarballMissing", Options{Binary: testBin, ONNXRuntime: ONNXRuntimeNone, Base: TarballPrefix + filepath.Join(dir, "none.tar")}, "base image tarball:"},
 		{"BadRef", Options{Binary: testBin, ONNXRuntime: ONNXRuntimeNone, Base: "UPPER/Case::x"}, "not a registry reference"},
 		{"BaseOtherArch", Options{Binary: testBin, ONNXRuntime: ONNXRuntimeNone, Base: LayoutPrefix + filepath.Join(dir, "arm")}, "no image for linux/" + hostArch},
+		{"BaseOldLibc", Options{Binary: testBin, ONNXRuntime: ONNXRuntimeNone, Base: LayoutPrefix + filepath.Join(dir, "old")}, "libc.so.6 lacks GLIBC_"},
 		{"PlatformMismatch", Options{Binary: testBin, ONNXRuntime: ONNXRuntimeNone, Platform: &v1.Platform{OS: "linux", Architecture: otherArch()}}, "is for"},
 		{"PlatformUnknown", Options{Binary: testBin, ONNXRuntime: ONNXRuntimeNone, Platform: &v1.Platform{OS: "windows", Architecture: "amd64"}}, "not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Build(ctx, tc.opts)
+			t.Log(err)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}

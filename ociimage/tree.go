@@ -322,9 +322,9 @@ func (v *fsView) providesFile(p string) bool {
 }
 
 // readView reads a flattened image filesystem (a tar stream from
-// mutate.Extract) into a file list. Files whose base name starts with one
-// of keepPrefixes keep their contents (for checking library versions).
-func readView(r io.Reader) (*fsView, error) {
+// mutate.Extract) into a file list. Regular files whose base name keep
+// accepts keep their contents (for checking library versions).
+func readView(r io.Reader, keep func(name string) bool) (*fsView, error) {
 	v := &fsView{entries: map[string]*entry{"/": {kind: kindDir}}}
 	tr := tar.NewReader(r)
 	for {
@@ -342,8 +342,15 @@ func readView(r io.Reader) (*fsView, error) {
 			e = &entry{kind: kindDir}
 		case tar.TypeSymlink:
 			e = &entry{kind: kindSymlink, linkname: h.Linkname}
-		case tar.TypeReg, tar.TypeLink:
+		case tar.TypeReg:
 			e = &entry{kind: kindFile, size: h.Size}
+			if keep != nil && keep(path.Base(p)) && h.Size < 64<<20 {
+				if e.data, err = io.ReadAll(tr); err != nil {
+					return nil, fmt.Errorf("reading the base image's %s: %w", p, err)
+				}
+			}
+		case tar.TypeLink:
+			e = &entry{kind: kindFile}
 		default:
 			e = &entry{kind: kindFile} // devices, fifos: "something is there"
 		}
