@@ -122,6 +122,9 @@ type ComputeTargetStore interface {
 	CreateComputeTarget(ctx context.Context, ct *ComputeTarget) error
 	// FindComputeTarget returns ENOTFOUND.
 	FindComputeTarget(ctx context.Context, ws, name string) (*ComputeTarget, error)
+	// PutComputeTarget replaces a target record (observed fields);
+	// ENOTFOUND if it does not exist.
+	PutComputeTarget(ctx context.Context, ct *ComputeTarget) error
 	// ListComputeTargets lists a workspace's targets ("" = all).
 	ListComputeTargets(ctx context.Context, ws string) ([]*ComputeTarget, error)
 	// DeleteComputeTarget removes a target record.

@@ -208,6 +208,12 @@ type DeploymentService interface {
 	// CreateLocalTarget returns warnings.
 	CreateLocalTarget(ctx context.Context, ct *ComputeTarget) ([]string, error)
 	DeleteTarget(ctx context.Context, ws, name string) error
+	// AttachKubernetes validates a cluster and saves it as a target;
+	// returns warnings.
+	AttachKubernetes(ctx context.Context, ws string, req *AttachRequest) (*ComputeTarget, []string, error)
+	// Detach removes a kubernetes target and what modelship created in
+	// the cluster; force deletes the services that use it first.
+	Detach(ctx context.Context, ws, name string, force bool) error
 	EnsureLocalTarget(ctx context.Context, ws string) error
 }
 

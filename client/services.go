@@ -240,6 +240,23 @@ func (t *ComputeTargetsClient) Delete(ctx context.Context, ws, name string) erro
 	return t.c.sendJSON(ctx, http.MethodDelete, wsPath(ws)+"/computetargets/"+url.PathEscape(name), nil, nil)
 }
 
+// AttachKubernetes attaches a cluster (req.Kubeconfig is the file's
+// content; the server validates it before saving anything).
+func (t *ComputeTargetsClient) AttachKubernetes(ctx context.Context, ws string, req modelship.AttachRequest) (*httpapi.CreateTargetResponse, error) {
+	var out httpapi.CreateTargetResponse
+	return &out, t.c.sendJSON(ctx, http.MethodPost, wsPath(ws)+"/computetargets/attach", req, &out)
+}
+
+// Detach removes a kubernetes target and what modelship created in the
+// cluster; force deletes the services and endpoints on it first.
+func (t *ComputeTargetsClient) Detach(ctx context.Context, ws, name string, force bool) error {
+	p := wsPath(ws) + "/computetargets/" + url.PathEscape(name) + "/detach"
+	if force {
+		p += "?force=true"
+	}
+	return t.c.sendJSON(ctx, http.MethodPost, p, nil, nil)
+}
+
 var _ = json.Marshal
 
 // CollectedData returns the CSV rows a service's ModelDataCollector stored

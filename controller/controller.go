@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -32,6 +31,11 @@ type Config struct {
 	Signer    *auth.TokenSigner
 	// NewDriver creates drivers for compute targets.
 	NewDriver DriverFactory
+	// Attach validates a Kubernetes cluster for a new target (nil: the
+	// server cannot attach clusters).
+	Attach AttachFunc
+	// DefaultImage is the image of kubernetes targets attached without one.
+	DefaultImage string
 	// Publish receives every new route table (the in-process front end's
 	// Update). Called synchronously.
 	Publish func(*modelship.RouteTable)
@@ -74,6 +78,7 @@ type Controller struct {
 	cache *cache
 	log   *slog.Logger
 
+	attachMu  sync.Mutex // serializes attachments (one cluster, one target)
 	mu        sync.Mutex
 	drivers   map[string]compute.Driver     // by "<ws>/<target>"
 	keys      map[string][2]string          // plaintext keys by "<ws>/<name>", for hashing
@@ -233,7 +238,7 @@ func (c *Controller) driverFor(ctx context.Context, ws, target string) (compute.
 	}
 	d, err := c.cfg.NewDriver(ct, func(string) { c.publish(context.Background()) })
 	if err != nil {
-		return nil, nil, fmt.Errorf("starting the driver of %s: %w", target, err)
+		return nil, nil, clusterError("starting the driver of compute target "+target, err)
 	}
 	c.drivers[dkey] = d
 	return d, ct, nil

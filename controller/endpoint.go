@@ -597,7 +597,7 @@ func (c *Controller) GetEndpoint(ctx context.Context, ws, name string, metrics b
 }
 
 func (c *Controller) decorateEndpoint(ctx context.Context, ep *modelship.Endpoint, metrics bool) *modelship.Endpoint {
-	base := strings.TrimRight(c.cfg.GatewayURL, "/") + "/api/v1/endpoint/" + ep.Name
+	base := c.frontEndBase(ctx, ep.Workspace, ep.ComputeTarget) + "/api/v1/endpoint/" + ep.Name
 	ep.ScoringURI, ep.SwaggerURI = base+"/score", base+"/swagger.json"
 	eff := modelship.EffectiveTraffic(ep.Versions)
 	state := modelship.StateHealthy

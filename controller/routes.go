@@ -5,6 +5,7 @@ import (
 
 	"github.com/modelship/modelship"
 	"github.com/modelship/modelship/auth"
+	"github.com/modelship/modelship/compute"
 )
 
 // publish builds the route table from every service and its ready
@@ -23,11 +24,17 @@ func (c *Controller) publish(ctx context.Context) {
 	c.gen++
 	table := &modelship.RouteTable{Generation: c.gen, TokenPublicKeys: c.cfg.Signer.PublicKeys(), Routes: []modelship.Route{}}
 	byName := map[string]*modelship.Service{}
+	// targetOf maps each route to the driver key of its target.
+	targetOf := map[string]string{}
 	for _, svc := range svcs {
 		byName[key(svc.Workspace, svc.Name)] = svc
+		if svc.Endpoint != "" {
+			targetOf[key(svc.Workspace, svc.Endpoint)] = c.driverKey(svc.Workspace, svc.ComputeTarget)
+		}
 		if svc.State == modelship.StateDeleting || svc.Endpoint != "" {
 			continue
 		}
+		targetOf[key(svc.Workspace, svc.Name)] = c.driverKey(svc.Workspace, svc.ComputeTarget)
 		rt := c.routeFor(modelship.RouteService, svc.Workspace, svc.Name, svc.Settings.AuthMode)
 		rt.AppInsights = svc.Settings.AppInsightsEnabled
 		v := c.routeVersion(ctx, svc, svc.Name)
@@ -77,7 +84,19 @@ func (c *Controller) publish(ctx context.Context) {
 			table.Routes = append(table.Routes, rt)
 		}
 	}
-	c.cfg.Publish(table)
+	// Routes of cluster targets are served by their in-cluster front ends;
+	// the rest by this server's.
+	c.publishClusters(ctx, table, targetOf)
+	local := *table
+	local.Routes = []modelship.Route{}
+	c.mu.Lock()
+	for _, rt := range table.Routes {
+		if _, remote := c.drivers[targetOf[key(rt.Workspace, rt.Name)]].(compute.Cluster); !remote {
+			local.Routes = append(local.Routes, rt)
+		}
+	}
+	c.mu.Unlock()
+	c.cfg.Publish(&local)
 }
 
 func anyReady(rs []modelship.ReplicaEndpoint) bool {

@@ -303,9 +303,11 @@ func revision(svc *modelship.Service, env map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// specFor builds the driver spec of a service, materializing its models
-// and source folder.
-func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*compute.Spec, error) {
+// specFor builds the driver spec of a service. On this machine's targets
+// it materializes the models and source folder and points the replicas at
+// them; on a cluster (remote) the replicas fetch them from the control
+// plane at start with a token scoped to the deployment.
+func (c *Controller) specFor(ctx context.Context, svc *modelship.Service, ct *modelship.ComputeTarget) (*compute.Spec, error) {
 	var models []*modelship.ModelVersion
 	for _, id := range svc.Models {
 		ref, err := modelship.ParseModelRef(id)
@@ -318,24 +320,60 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 		}
 		models = append(models, mv)
 	}
-	lh := sha256.New()
-	for _, mv := range models {
-		fmt.Fprintf(lh, "%s %s\n", mv.ID(), mv.SHA256)
-	}
-	layout := filepath.Join(c.cfg.DataDir, "deployments", svc.Workspace, svc.Name, hex.EncodeToString(lh.Sum(nil))[:12])
-	modelDir, err := c.cache.modelRoot(ctx, layout, models)
-	if err != nil {
-		return nil, fmt.Errorf("preparing models: %w", err)
-	}
+	remote := ct != nil && ct.Type == modelship.TargetKubernetes
 	s := svc.Settings
 	env := map[string]string{}
-	if c.cfg.ReplicaEnv != nil {
-		for k, v := range c.cfg.ReplicaEnv() {
-			env[k] = v
+	var secretEnv map[string]string
+	if remote {
+		if s.Namespace != "" && ct.Kubernetes != nil && s.Namespace != ct.Kubernetes.Namespace {
+			return nil, modelship.Errorf(modelship.EINVALID, "namespace %q: compute target %s deploys into namespace %q (chosen when it was attached); drop namespace from the deployment config or attach the cluster with --namespace %s",
+				s.Namespace, ct.Name, ct.Kubernetes.Namespace, s.Namespace)
+		}
+		if c.cfg.AdvertiseURL == "" {
+			return nil, modelship.Errorf(modelship.EINVALID, "replicas on compute target %s fetch their files from the control plane, but the server has no address they can reach: start it with --advertise-url", ct.Name)
+		}
+		// The manifest hash makes a new model set a new revision; the
+		// token is not part of it (it lives in a Secret).
+		mh := sha256.New()
+		for _, mv := range models {
+			fmt.Fprintf(mh, "%s %s\n", mv.ID(), mv.SHA256)
+		}
+		fmt.Fprintf(mh, "source %s\n", svc.Inference.SourceDigest)
+		env["MODELSHIP_FETCH_URL"] = c.cfg.AdvertiseURL
+		env["MODELSHIP_FETCH_DEPLOYMENT"] = svc.Workspace + "/" + svc.Name
+		env["MODELSHIP_FETCH_DIR"] = "/tmp/modelship-files"
+		env["MODELSHIP_FETCH_SHA256"] = hex.EncodeToString(mh.Sum(nil))[:16]
+		fa, err := c.FetchAccess(ctx, svc.Workspace, svc.Name)
+		if err != nil {
+			return nil, fmt.Errorf("issuing the fetch token: %w", err)
+		}
+		secretEnv = map[string]string{"MODELSHIP_FETCH_TOKEN": fa.Token}
+	} else {
+		lh := sha256.New()
+		for _, mv := range models {
+			fmt.Fprintf(lh, "%s %s\n", mv.ID(), mv.SHA256)
+		}
+		layout := filepath.Join(c.cfg.DataDir, "deployments", svc.Workspace, svc.Name, hex.EncodeToString(lh.Sum(nil))[:12])
+		modelDir, err := c.cache.modelRoot(ctx, layout, models)
+		if err != nil {
+			return nil, fmt.Errorf("preparing models: %w", err)
+		}
+		if c.cfg.ReplicaEnv != nil {
+			for k, v := range c.cfg.ReplicaEnv() {
+				env[k] = v
+			}
+		}
+		env["AZUREML_MODEL_DIR"] = modelDir
+		if svc.Inference.EntryScript != "" {
+			src, err := c.cache.sourceDir(ctx, svc.Inference.SourceDigest)
+			if err != nil {
+				return nil, fmt.Errorf("preparing the source folder: %w", err)
+			}
+			env["AZUREML_SOURCE_DIRECTORY"] = src
+			env["AML_APP_ROOT"] = src
 		}
 	}
 	for k, v := range map[string]string{
-		"AZUREML_MODEL_DIR":            modelDir,
 		"MODELSHIP_RUNTIME":            svc.Inference.Runtime,
 		"SCORING_TIMEOUT_MS":           strconv.FormatInt(s.ScoringTimeout.Milliseconds(), 10),
 		"WORKER_COUNT":                 strconv.Itoa(max(s.MaxConcurrentRequestsPerContainer, 1)),
@@ -351,17 +389,8 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 		env["MODELSHIP_MODEL_NAME"] = models[0].Name
 		env["MODELSHIP_MODEL_VERSION"] = strconv.Itoa(models[0].Version)
 	}
-	if svc.Inference.Runtime == modelship.RuntimeSklearn && len(models) == 1 {
-		env["AZUREML_MODEL_DIR"] = modelDir
-	}
 	if svc.Inference.EntryScript != "" {
-		src, err := c.cache.sourceDir(ctx, svc.Inference.SourceDigest)
-		if err != nil {
-			return nil, fmt.Errorf("preparing the source folder: %w", err)
-		}
-		env["AZUREML_SOURCE_DIRECTORY"] = src
 		env["AZUREML_ENTRY_SCRIPT"] = svc.Inference.EntryScript
-		env["AML_APP_ROOT"] = src
 	}
 	if svc.Inference.PythonInterpreter != "" {
 		env["MODELSHIP_PYTHON"] = svc.Inference.PythonInterpreter
@@ -377,33 +406,43 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service) (*comp
 		}
 		env["MODELSHIP_SAMPLING_RATE"] = strconv.FormatFloat(rate, 'g', -1, 64)
 	}
-	// Where replicas store collected model data and request telemetry
-	// (set only when on, so other services keep their revision).
-	if b, _ := strconv.ParseBool(env["MODELSHIP_COLLECT_REQUESTS"]); s.DataCollectionEnabled || b {
-		env["MODELSHIP_MODELDATA_DIR"] = filepath.Join(c.cfg.DataDir, "modeldata")
-	}
-	if s.AppInsightsEnabled {
-		env["MODELSHIP_TELEMETRY_DIR"] = filepath.Join(c.cfg.DataDir, "telemetry")
+	// Where replicas on this machine store collected model data and
+	// request telemetry (set only when on, so other services keep their
+	// revision). Replicas in a cluster log them to their output instead.
+	if !remote {
+		if b, _ := strconv.ParseBool(env["MODELSHIP_COLLECT_REQUESTS"]); s.DataCollectionEnabled || b {
+			env["MODELSHIP_MODELDATA_DIR"] = filepath.Join(c.cfg.DataDir, "modeldata")
+		}
+		if s.AppInsightsEnabled {
+			env["MODELSHIP_TELEMETRY_DIR"] = filepath.Join(c.cfg.DataDir, "telemetry")
+		}
 	}
 	spec := &compute.Spec{
-		ID: c.deploymentID(svc.Workspace, svc.Name), Replicas: svc.DesiredReplicas, Env: env,
+		ID: c.deploymentID(svc.Workspace, svc.Name), Replicas: svc.DesiredReplicas, Env: env, SecretEnv: secretEnv,
 		CPU: s.CPU, MemoryGB: s.MemoryGB, MemoryLimitGB: s.MemoryGBLimit, GPUs: s.GPUs,
 		Liveness: compute.Probe{Period: s.Liveness.Period, InitialDelay: s.Liveness.InitialDelay, Timeout: s.Liveness.Timeout,
 			SuccessThreshold: s.Liveness.SuccessThreshold, FailureThreshold: s.Liveness.FailureThreshold},
 		StartTimeout: 10 * time.Minute,
+		Autoscaled:   remote && s.AutoscaleEnabled,
+	}
+	if remote {
+		spec.Image = svc.Inference.BaseImage
 	}
 	spec.Revision = revision(svc, env)
+	if spec.Image != "" {
+		spec.Revision = revision(svc, map[string]string{"image": spec.Image, "rev": spec.Revision})
+	}
 	return spec, nil
 }
 
 // applyService sends the service's desired state to its driver and
 // records the revision in svc (the caller persists it).
 func (c *Controller) applyService(ctx context.Context, svc *modelship.Service) error {
-	d, _, err := c.driverFor(ctx, svc.Workspace, svc.ComputeTarget)
+	d, ct, err := c.driverFor(ctx, svc.Workspace, svc.ComputeTarget)
 	if err != nil {
 		return err
 	}
-	spec, err := c.specFor(ctx, svc)
+	spec, err := c.specFor(ctx, svc, ct)
 	if err != nil {
 		return err
 	}
@@ -448,7 +487,7 @@ func (c *Controller) List(ctx context.Context, ws string) ([]*modelship.Service,
 }
 
 func (c *Controller) decorate(ctx context.Context, svc *modelship.Service) *modelship.Service {
-	base := strings.TrimRight(c.cfg.GatewayURL, "/") + "/api/v1/service/" + svc.Name
+	base := c.frontEndBase(ctx, svc.Workspace, svc.ComputeTarget) + "/api/v1/service/" + svc.Name
 	svc.ScoringURI = base + "/score"
 	svc.SwaggerURI = base + "/swagger.json"
 	svc.Replicas = []modelship.ReplicaInfo{}

@@ -93,9 +93,21 @@ func (c *Controller) decorateTarget(ctx context.Context, ct *modelship.ComputeTa
 	ct.State = "Succeeded"
 	ct.FreeCPU, ct.FreeMemoryGB, ct.FreeGPUs = ct.CPU, ct.MemoryGB, ct.GPUs
 	if d, _, err := c.driverFor(ctx, ct.Workspace, ct.Name); err == nil {
-		if _, free, err := d.Capacity(ctx); err == nil {
+		if total, free, err := d.Capacity(ctx); err == nil {
 			ct.FreeCPU, ct.FreeMemoryGB, ct.FreeGPUs = round2(free.CPU), round2(free.MemoryGB), free.GPUs
+			if ct.Type == modelship.TargetKubernetes {
+				// A cluster's capacity is what its nodes have now.
+				ct.CPU, ct.MemoryGB, ct.GPUs = round2(total.CPU), round2(total.MemoryGB), total.GPUs
+			}
 		}
+		c.refreshFrontEnd(ctx, ct, d)
+	} else if ct.Type == modelship.TargetKubernetes {
+		ct.State = "Unreachable: " + modelship.ErrorMessage(err)
+	}
+	if ct.Kubernetes != nil {
+		k := *ct.Kubernetes
+		k.SealedKubeconfig = ""
+		ct.Kubernetes = &k
 	}
 	svcs, _ := c.store().ListServices(ctx, "")
 	for _, s := range svcs {
@@ -113,8 +125,12 @@ func (c *Controller) DeleteTarget(ctx context.Context, ws, name string) error {
 	if name == modelship.DefaultLocalTarget {
 		return modelship.Errorf(modelship.ECONFLICT, "the built-in %q target cannot be deleted", name)
 	}
-	if _, err := c.store().FindComputeTarget(ctx, ws, name); err != nil {
+	ct, err := c.store().FindComputeTarget(ctx, ws, name)
+	if err != nil {
 		return err
+	}
+	if ct.Type == modelship.TargetKubernetes {
+		return modelship.Errorf(modelship.EINVALID, "compute target %q is an attached Kubernetes cluster; remove it with `computetarget detach %s`", name, name)
 	}
 	svcs, err := c.store().ListServices(ctx, ws)
 	if err != nil {

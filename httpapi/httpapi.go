@@ -131,6 +131,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/endpoints/{ep}/logs", summary: "Replica logs of every version or one (version=)", tag: "endpoints", out: "Logs", handler: s.handleEndpointLogs},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/computetargets", summary: "List compute targets", tag: "computetargets", out: "[]ComputeTarget", handler: s.handleListTargets},
 		{method: "POST", pattern: "/api/v1/workspaces/{ws}/computetargets", summary: "Create a local compute target with a capacity budget", tag: "computetargets", out: "CreateTargetResponse", handler: s.handleCreateTarget},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/computetargets/attach", summary: "Attach a Kubernetes cluster as a compute target (validated before it is saved; installs the in-cluster front end)", tag: "computetargets", out: "CreateTargetResponse", handler: s.handleAttachTarget},
+		{method: "POST", pattern: "/api/v1/workspaces/{ws}/computetargets/{target}/detach", summary: "Detach a Kubernetes target and remove what modelship created in the cluster (?force=true deletes its services first)", tag: "computetargets", handler: s.handleDetachTarget},
 		{method: "GET", pattern: "/api/v1/workspaces/{ws}/computetargets/{target}", summary: "Show a compute target", tag: "computetargets", out: "ComputeTarget", handler: s.handleGetTarget},
 		{method: "DELETE", pattern: "/api/v1/workspaces/{ws}/computetargets/{target}", summary: "Delete a compute target no service uses", tag: "computetargets", handler: s.handleDeleteTarget},
 	}

@@ -177,6 +177,8 @@ func requestBody(rt route) map[string]any {
 		return map[string]any{"required": true, "content": jsonContent(ref("DeployRequest"))}
 	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/regenerateKeys"):
 		return map[string]any{"required": true, "content": jsonContent(ref("RegenKeyRequest"))}
+	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/computetargets/attach"):
+		return map[string]any{"required": true, "content": jsonContent(ref("AttachRequest"))}
 	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/computetargets"):
 		return map[string]any{"required": true, "content": jsonContent(ref("CreateTargetRequest"))}
 	case rt.method == "POST" && strings.HasSuffix(rt.pattern, "/sources"):
@@ -215,6 +217,7 @@ var schemas = map[string]any{
 	"ComputeTarget":         obj("workspace", "name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "freeCpu", "freeMemoryGB", "freeGpus", "services", "provisioningState"),
 	"CreateTargetRequest":   obj("name", "computeType", "clusterPurpose", "cpu", "memoryGB", "gpus", "description"),
 	"CreateTargetResponse":  obj("computeTarget", "warnings"),
+	"AttachRequest":         obj("name", "kubeconfig", "context", "namespace", "clusterPurpose", "image", "imagePullPolicy", "frontEndService", "description"),
 	"Endpoint":              obj("workspace", "name", "computeType", "computeTarget", "authMode", "state", "error", "scoringUri", "swaggerUri", "versions", "comparisons"),
 	"EndpointResponse":      obj("endpoint", "operationId"),
 	"EndpointCreateRequest": obj("name", "computeTarget", "version", "deploymentConfig"),

@@ -261,6 +261,36 @@ func (s *Server) handleCreateTarget(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, CreateTargetResponse{Target: ct, Warnings: warnings})
 }
 
+func (s *Server) handleAttachTarget(w http.ResponseWriter, r *http.Request) {
+	var req modelship.AttachRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
+	ct, warnings, err := s.Deployments.AttachKubernetes(r.Context(), r.PathValue("ws"), &req)
+	if err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
+	if warnings == nil {
+		warnings = []string{}
+	}
+	writeJSON(w, http.StatusCreated, CreateTargetResponse{Target: ct, Warnings: warnings})
+}
+
+func (s *Server) handleDetachTarget(w http.ResponseWriter, r *http.Request) {
+	force, err := parseBoolParam(r, "force")
+	if err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
+	if err := s.Deployments.Detach(r.Context(), r.PathValue("ws"), r.PathValue("target"), force); err != nil {
+		writeError(w, r, s.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) handleGetTarget(w http.ResponseWriter, r *http.Request) {
 	ct, err := s.Deployments.Target(r.Context(), r.PathValue("ws"), r.PathValue("target"))
 	if err != nil {
@@ -313,4 +343,17 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, modelship.Errorf(modelship.EINVALID, "since %q is invalid; give a duration such as 1h or 30m, or an RFC 3339 time such as 2026-11-26T10:00:00Z", s)
+}
+
+// parseBoolParam reads an optional boolean query parameter.
+func parseBoolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, modelship.Errorf(modelship.EINVALID, "query parameter %s=%q is not a boolean; use true or false", name, v)
+	}
+	return b, nil
 }

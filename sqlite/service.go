@@ -189,6 +189,11 @@ func (db *DB) FindComputeTarget(ctx context.Context, ws, name string) (*modelshi
 	return findBody[modelship.ComputeTarget](ctx, db, "compute_targets", ws, name, "compute target")
 }
 
+// PutComputeTarget implements modelship.ComputeTargetStore.
+func (db *DB) PutComputeTarget(ctx context.Context, ct *modelship.ComputeTarget) error {
+	return putBody(ctx, db, "compute_targets", ct.Workspace, ct.Name, "compute target", ct)
+}
+
 // ListComputeTargets implements modelship.ComputeTargetStore.
 func (db *DB) ListComputeTargets(ctx context.Context, ws string) ([]*modelship.ComputeTarget, error) {
 	return listBodies[modelship.ComputeTarget](ctx, db, "compute_targets", ws)

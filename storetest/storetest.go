@@ -384,6 +384,14 @@ func testComputeTargets(t *testing.T, s modelship.Store) {
 	if len(list) != 1 {
 		t.Fatalf("targets = %+v", list)
 	}
+	got.Kubernetes = &modelship.KubernetesAttachment{Namespace: "ml", ClusterID: "uid-1", FrontEndURL: "http://10.0.0.1:30080"}
+	must(t, s.PutComputeTarget(ctx, got))
+	again, err := s.FindComputeTarget(ctx, "default", "dev")
+	must(t, err)
+	if again.Kubernetes == nil || again.Kubernetes.ClusterID != "uid-1" || again.Kubernetes.FrontEndURL != "http://10.0.0.1:30080" || !again.CreatedTime.Equal(got.CreatedTime) {
+		t.Fatalf("after put: %+v", again)
+	}
+	wantCode(t, s.PutComputeTarget(ctx, &modelship.ComputeTarget{Workspace: "default", Name: "nope"}), modelship.ENOTFOUND)
 	must(t, s.DeleteComputeTarget(ctx, "default", "dev"))
 	_, err = s.FindComputeTarget(ctx, "default", "dev")
 	wantCode(t, err, modelship.ENOTFOUND)

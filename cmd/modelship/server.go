@@ -62,6 +62,9 @@ type ServerConfig struct {
 	// AdvertiseURL is the API URL replicas running elsewhere (Kubernetes
 	// pods, other machines) use to fetch their files; default: --listen.
 	AdvertiseURL string
+	// KubernetesImage is the image of Kubernetes targets attached without
+	// --image.
+	KubernetesImage string
 }
 
 // Server is the all-in-one control plane: API, store, registry, and the
@@ -120,6 +123,7 @@ the same machine finds the server and the token by itself.`,
 	f.IntVar(&cfg.LocalGPUs, "local-gpus", -1, "GPUs of the built-in local target (default: /dev/nvidia* devices found)")
 	f.DurationVar(&cfg.UnschedulableTimeout, "unschedulable-timeout", 5*time.Minute, "how long a deployment may stay Unschedulable before it fails")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "API URL that replicas running elsewhere use to fetch their files (default: the --listen address)")
+	f.StringVar(&cfg.KubernetesImage, "kubernetes-image", "modelship:"+cli.Version, "image of Kubernetes targets attached without --image (build it with `modelship image build`)")
 	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", 60*time.Second, "how long utilization must stay below target before the autoscaler removes a replica")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (full chain) for HTTPS on the API and the gateway; reloaded when the file changes")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -246,6 +250,9 @@ func (s *Server) open(ctx context.Context) error {
 	s.ctrl = controller.New(controller.Config{
 		Store: s.db, Models: reg, Artifacts: art, Sealer: sealer, Signer: signer,
 		NewDriver: func(ct *modelship.ComputeTarget, onChange func(string)) (compute.Driver, error) {
+			if ct.Type == modelship.TargetKubernetes {
+				return newKubernetesDriver(ct, sealer, s.log, onChange)
+			}
 			if ct.Type != modelship.TargetLocal {
 				return nil, fmt.Errorf("compute target %s has type %q, which this server cannot drive", ct.Name, ct.Type)
 			}
@@ -254,6 +261,8 @@ func (s *Server) open(ctx context.Context) error {
 				LogDir:   filepath.Join(logDir, ct.Workspace+"_"+ct.Name), Log: s.log, OnChange: onChange,
 			})
 		},
+		Attach:               attachKubernetes,
+		DefaultImage:         s.cfg.KubernetesImage,
 		Publish:              func(t *modelship.RouteTable) { gw.Update(t) },
 		DataDir:              s.cfg.DataDir,
 		GatewayURL:           s.gwURL,

@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	k8s "k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -63,6 +64,8 @@ type Config struct {
 	Command []string
 	// Port is the container port serve-model listens on (default 5001).
 	Port int32
+	// FrontEnd shapes the in-cluster front end InstallFrontEnd installs.
+	FrontEnd FrontEndOptions
 	// Log receives the driver's own messages (default: slog.Default()).
 	Log *slog.Logger
 	// OnChange, when set, is called with a deployment ID whenever the
@@ -192,21 +195,57 @@ func newDriver(ctx context.Context, cfg Config, client k8s.Interface) (*Driver, 
 	return d, nil
 }
 
-// ensureNamespace creates the target namespace when it does not exist.
+// ensureNamespace creates the target namespace when it does not exist. A
+// namespace being deleted (e.g. by a detach moments ago) is waited for,
+// on a watch, until it is gone or ctx ends.
 func (d *Driver) ensureNamespace(ctx context.Context) error {
 	ns := d.cfg.Namespace
-	if _, err := d.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+	cur, err := d.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	switch {
+	case err == nil && cur.DeletionTimestamp == nil:
 		return nil
-	} else if !apierrors.IsNotFound(err) {
+	case err == nil:
+		if err := d.waitNamespaceGone(ctx, cur); err != nil {
+			return err
+		}
+	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("kubernetes target: reading namespace %s: %w", ns, err)
 	}
-	_, err := d.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+	_, err = d.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name: ns, Labels: map[string]string{LabelManagedBy: ManagedBy},
 	}}, metav1.CreateOptions{FieldManager: FieldManager})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("kubernetes target: creating namespace %s: %w", ns, err)
 	}
 	return nil
+}
+
+// waitNamespaceGone waits until the terminating namespace cur is deleted.
+func (d *Driver) waitNamespaceGone(ctx context.Context, cur *corev1.Namespace) error {
+	w, err := d.client.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{
+		FieldSelector: "metadata.name=" + cur.Name, ResourceVersion: cur.ResourceVersion,
+	})
+	if err != nil {
+		return fmt.Errorf("kubernetes target: watching namespace %s: %w", cur.Name, err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				// The watch ended: look again.
+				if _, err := d.client.CoreV1().Namespaces().Get(ctx, cur.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+					return nil
+				}
+				return modelship.Errorf(modelship.EUNAVAILABLE, "kubernetes target: namespace %s is being deleted; try again when it is gone", cur.Name)
+			}
+			if ev.Type == watch.Deleted {
+				return nil
+			}
+		case <-ctx.Done():
+			return modelship.Errorf(modelship.EUNAVAILABLE, "kubernetes target: namespace %s is being deleted and was not gone in time; try again when it is gone", cur.Name)
+		}
+	}
 }
 
 // event handles a watch event on a Deployment or Pod of the target.
