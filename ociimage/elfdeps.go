@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -296,7 +297,8 @@ func checkBaseVersions(view *fsView, bin, ort string, objs []elfObject) error {
 			users = append(users, o.HostPath)
 		}
 	}
-	var missing []string
+	lacks := map[string][]string{} // base library -> versions it lacks
+	neededBy := map[string][]string{}
 	for _, u := range users {
 		f, err := elf.Open(u)
 		if err != nil {
@@ -312,17 +314,21 @@ func checkBaseVersions(view *fsView, bin, ort string, objs []elfObject) error {
 			defs, _ := lib.DynamicVersions()
 			for _, d := range n.Needs {
 				if !slices.ContainsFunc(defs, func(v elf.DynamicVersion) bool { return v.Name == d.Dep }) {
-					m := fmt.Sprintf("%s lacks %s (needed by %s)", where[n.Name], d.Dep, u)
-					if !slices.Contains(missing, m) {
-						missing = append(missing, m)
-					}
+					w := where[n.Name]
+					lacks[w] = appendNew(lacks[w], d.Dep)
+					neededBy[w] = appendNew(neededBy[w], u)
 				}
 			}
 		}
 	}
-	if len(missing) > 0 {
+	if len(lacks) > 0 {
+		var msgs []string
+		for _, w := range slices.Sorted(maps.Keys(lacks)) {
+			slices.Sort(lacks[w])
+			msgs = append(msgs, fmt.Sprintf("%s lacks %s (needed by %s)", w, strings.Join(lacks[w], ", "), strings.Join(neededBy[w], ", ")))
+		}
 		return fmt.Errorf("its libraries are older than this machine's, which modelship was built against: %s; use a base image of the same or a newer distribution release than this machine, or build modelship on an older one",
-			strings.Join(missing, "; "))
+			strings.Join(msgs, "; "))
 	}
 	return nil
 }
