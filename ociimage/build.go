@@ -373,8 +373,11 @@ func BuildReport(ctx context.Context, opts Options) (*Result, error) {
 		cf.Config.WorkingDir = "/"
 	}
 	env := cf.Config.Env
-	if envValue(env, "PATH") == "" {
+	// Kubernetes runs the command "modelship" through the image's PATH.
+	if p := envValue(env, "PATH"); p == "" {
 		env = setEnv(env, "PATH", DefaultPath)
+	} else if !slices.Contains(filepath.SplitList(p), path.Dir(BinaryPath)) {
+		env = setEnv(env, "PATH", p+":"+path.Dir(BinaryPath))
 	}
 	if ortImage != "" {
 		env = setEnv(env, "MODELSHIP_ORT_LIB", ortImage)

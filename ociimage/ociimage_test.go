@@ -368,8 +368,8 @@ func TestBuildPushPullRun(t *testing.T) {
 	if cf.OS != "linux" || cf.Architecture != hostArch || !cf.Created.Time.Equal(Epoch) {
 		t.Errorf("config: os %s arch %s created %v", cf.OS, cf.Architecture, cf.Created)
 	}
-	if envValue(c.Env, "PATH") == "" {
-		t.Errorf("no PATH in %q", c.Env)
+	if !slices.Contains(filepath.SplitList(envValue(c.Env, "PATH")), "/usr/local/bin") {
+		t.Errorf("PATH in %q lacks /usr/local/bin, where Kubernetes finds the command modelship", c.Env)
 	}
 
 	root, headers := extract(t, img)
@@ -671,7 +671,7 @@ func checkOnBase(t *testing.T, base v1.Image, res *Result) {
 	}
 	cf, _ := img.ConfigFile()
 	c := cf.Config
-	if c.User != "1234" || c.WorkingDir != "/app" || envValue(c.Env, "BASE_VAR") != "1" || envValue(c.Env, "PATH") != "/opt/base/bin:/usr/bin" ||
+	if c.User != "1234" || c.WorkingDir != "/app" || envValue(c.Env, "BASE_VAR") != "1" || envValue(c.Env, "PATH") != "/opt/base/bin:/usr/bin:/usr/local/bin" ||
 		c.Labels["base"] != "yes" || c.Labels[VersionLabel] != testVersion || !slices.Equal(c.Entrypoint, []string{BinaryPath}) {
 		t.Errorf("config on a base: %+v", c)
 	}
