@@ -296,7 +296,10 @@ func BuildReport(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	if view == nil {
-		if err := t.addDir("/tmp", 0o1777); err != nil {
+		if err := t.addDir("/tmp", 0o1777, 0); err != nil {
+			return nil, err
+		}
+		if err := t.addDir("/home/nonroot", 0o755, 65532); err != nil {
 			return nil, err
 		}
 		if err := t.addFile("/etc/passwd", "", []byte(passwd), 0o644, "passwd"); err != nil {
@@ -306,7 +309,7 @@ func BuildReport(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	} else if _, e, err := view.resolve("/tmp"); err == nil && e == nil {
-		if err := t.addDir("/tmp", 0o1777); err != nil {
+		if err := t.addDir("/tmp", 0o1777, 0); err != nil {
 			return nil, err
 		}
 	}

@@ -376,8 +376,11 @@ func TestBuildPushPullRun(t *testing.T) {
 	if h := headers["/tmp"]; h == nil || h.Typeflag != tar.TypeDir || h.Mode != 0o1777 {
 		t.Errorf("/tmp: %+v, want a directory with mode 1777", h)
 	}
+	if h := headers["/home/nonroot"]; h == nil || h.Typeflag != tar.TypeDir || h.Uid != 65532 || h.Gid != 65532 {
+		t.Errorf("/home/nonroot: %+v, want a directory owned by 65532", h)
+	}
 	for p, h := range headers {
-		if h.Uid != 0 || h.Gid != 0 || !h.ModTime.Equal(Epoch) {
+		if (h.Uid != 0 || h.Gid != 0) && p != "/home/nonroot" || !h.ModTime.Equal(Epoch) {
 			t.Errorf("%s: uid %d gid %d mtime %v, want root and %v", p, h.Uid, h.Gid, h.ModTime, Epoch)
 		}
 	}

@@ -35,6 +35,7 @@ type entry struct {
 	data     []byte // kindFile: contents when src is empty
 	size     int64
 	role     string // what the file is, for the report
+	uid      int    // owner (and group); 0 for everything but a home
 }
 
 // tree is the content of modelship's layer, keyed by clean absolute path.
@@ -131,13 +132,14 @@ func (t *tree) addFile(p, src string, data []byte, mode int64, role string) erro
 	return nil
 }
 
-// addDir adds a directory with the given mode (for /tmp).
-func (t *tree) addDir(p string, mode int64) error {
+// addDir adds a directory with the given mode and owner (for /tmp and the
+// non-root user's home).
+func (t *tree) addDir(p string, mode int64, uid int) error {
 	if err := t.mkdirAll(p); err != nil {
 		return err
 	}
 	if e, ok := t.entries[p]; ok {
-		e.mode = mode
+		e.mode, e.uid = mode, uid
 	}
 	return nil
 }
@@ -222,7 +224,7 @@ func (t *tree) writeTar(w io.Writer) error {
 	tw := tar.NewWriter(w)
 	for _, p := range paths {
 		e := t.entries[p]
-		h := &tar.Header{Name: strings.TrimPrefix(p, "/"), Mode: e.mode, ModTime: Epoch, Format: tar.FormatPAX}
+		h := &tar.Header{Name: strings.TrimPrefix(p, "/"), Mode: e.mode, Uid: e.uid, Gid: e.uid, ModTime: Epoch, Format: tar.FormatPAX}
 		switch e.kind {
 		case kindDir:
 			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"
