@@ -59,13 +59,21 @@ const (
 	FrontEndContainer = "gateway"
 )
 
-// Probe paths served by `modelship gateway` on FrontEndPort. Readiness is
-// /healthz (ready once its watches have synced); liveness is /metrics, which
-// answers whenever the HTTP server does, so a front end that lost the API
-// server is taken out of the Service but not restarted in a loop.
+// Probe paths served by `modelship gateway` on FrontEndPort
+// (docs/frontend.md): readiness /readyz (503 until the Secret and
+// EndpointSlice watches have synced, and again after SIGTERM), liveness
+// /healthz (200 while the process serves).
 const (
-	FrontEndReadinessPath = "/healthz"
-	FrontEndLivenessPath  = "/metrics"
+	FrontEndReadinessPath = "/readyz"
+	FrontEndLivenessPath  = "/healthz"
+)
+
+// frontEndShutdownDelay: after SIGTERM the gateway fails /readyz this long
+// before it closes its listener, so the Service drops the pod first; then
+// requests in flight get the gateway's --shutdown-grace (30 s).
+const (
+	frontEndShutdownDelay = "5s"
+	frontEndGracePeriod   = 40 // seconds: delay + grace + margin
 )
 
 // Defaults of FrontEndOptions.
@@ -161,14 +169,14 @@ func (d *Driver) frontEndObjects(o FrontEndOptions) []metav1.Object {
 	replicas := o.Replicas
 	maxUnavailable, maxSurge := intstr.FromInt32(0), intstr.FromInt32(1)
 	history := int32(3)
-	grace := int64(30)
+	grace := int64(frontEndGracePeriod)
 	uid := int64(65532) // "nonroot" of distroless images
 	c := corev1.Container{
 		Name:            FrontEndContainer,
 		Image:           d.cfg.Image,
 		ImagePullPolicy: d.cfg.ImagePullPolicy,
 		Command:         slices.Clone(d.cfg.Command),
-		Args:            []string{"gateway", "--listen", "0.0.0.0:" + strconv.Itoa(FrontEndPort)},
+		Args:            []string{"gateway", "--listen", "0.0.0.0:" + strconv.Itoa(FrontEndPort), "--shutdown-delay", frontEndShutdownDelay},
 		Env: []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"},
 		}}},
@@ -236,21 +244,19 @@ func (d *Driver) frontEndObjects(o FrontEndOptions) []metav1.Object {
 // InstallFrontEnd implements compute.Cluster: InstallFrontEndWith the
 // target's front-end options.
 //
-// TODO(hook): the options should come from the driver's Config (a
-// `FrontEnd FrontEndOptions` field set from the attachment's
-// FrontEndService); until driver.go has it, this installs the defaults
-// (a NodePort Service, 2 replicas).
+// The options are Config.FrontEnd (zero: a NodePort Service, 2 replicas).
 func (d *Driver) InstallFrontEnd(ctx context.Context) error {
-	return d.InstallFrontEndWith(ctx, FrontEndOptions{})
+	return d.InstallFrontEndWith(ctx, d.cfg.FrontEnd)
 }
 
 // InstallFrontEndWith creates or updates (server-side apply, field manager
 // FieldManager) the in-cluster front end in the target namespace: the
 // ServiceAccount, Role (FrontEndRules) and RoleBinding FrontEndName, a
 // Deployment FrontEndName running `<Command> gateway --listen
-// 0.0.0.0:FrontEndPort` with the target's image (o.Replicas replicas,
-// default 2; RollingUpdate maxUnavailable 0, maxSurge 1; non-root; readiness
-// GET /healthz, liveness GET /metrics; POD_NAMESPACE from the downward API)
+// 0.0.0.0:FrontEndPort --shutdown-delay 5s` with the target's image
+// (o.Replicas replicas, default 2; RollingUpdate maxUnavailable 0, maxSurge
+// 1; non-root; readiness GET /readyz, liveness GET /healthz; POD_NAMESPACE
+// from the downward API)
 // and a Service FrontEndName of o.ServiceType (default NodePort) on port
 // FrontEndPort. Every object is labelled managed-by=modelship and
 // app.kubernetes.io/component=frontend. Installing again with the same

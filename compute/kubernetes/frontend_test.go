@@ -725,7 +725,9 @@ func TestFrontEndLeastPrivilege(t *testing.T) {
 			t.Fatalf("Attach with exactly Permissions: %v", err)
 		}
 		n := newNotifier()
-		d, err := New(ctx, Config{Kubeconfig: kc, Namespace: ns, Image: testImage, OnChange: n.notify})
+		// InstallFrontEnd takes its options from Config.FrontEnd.
+		d, err := New(ctx, Config{Kubeconfig: kc, Namespace: ns, Image: testImage, OnChange: n.notify,
+			FrontEnd: FrontEndOptions{ServiceType: corev1.ServiceTypeClusterIP, Replicas: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -733,9 +735,13 @@ func TestFrontEndLeastPrivilege(t *testing.T) {
 		if err := d.InstallFrontEnd(ctx); err != nil {
 			t.Fatalf("InstallFrontEnd: %v", err)
 		}
-		waitFrontEnd(t, d, 30*time.Second, "2 ready front-end replicas", func(s *FrontEndStatus) bool { return s.Ready == 2 })
-		if url, ready, err := d.FrontEnd(ctx); err != nil || !strings.HasPrefix(url, "http://") || ready != 2 {
-			t.Errorf("FrontEnd = %q, %d, %v", url, ready, err)
+		waitFrontEnd(t, d, 30*time.Second, "1 ready front-end replica", func(s *FrontEndStatus) bool { return s.Ready == 1 && s.Desired == 1 })
+		svc, err := c.Client.CoreV1().Services(ns).Get(ctx, FrontEndName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if url, ready, err := d.FrontEnd(ctx); err != nil || svc.Spec.Type != corev1.ServiceTypeClusterIP || url != "http://"+svc.Spec.ClusterIP+":8641" || ready != 1 {
+			t.Errorf("FrontEnd = %q, %d, %v (service type %s); want the ClusterIP address, 1", url, ready, err, svc.Spec.Type)
 		}
 		if err := d.PublishRoutes(ctx, testTable(1)); err != nil {
 			t.Fatalf("PublishRoutes: %v", err)
