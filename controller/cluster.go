@@ -180,6 +180,7 @@ func (c *Controller) Detach(ctx context.Context, ws, name string, force bool) er
 	}
 	c.mu.Lock()
 	delete(c.drivers, key(ws, name))
+	delete(c.driverFail, key(ws, name))
 	c.mu.Unlock()
 	return c.store().DeleteComputeTarget(ctx, ws, name)
 }
@@ -315,6 +316,52 @@ func (c *Controller) publishClusters(ctx context.Context, table *modelship.Route
 		}
 		if err := x.cl.PublishRoutes(ctx, sub); err != nil {
 			c.log.Error("publishing routes to the cluster", "target", x.key, "err", err)
+		}
+	}
+}
+
+// fetchTokenRefresh is how often the fetch tokens of replicas on clusters
+// are renewed (in their Secrets; running pods are not restarted), well
+// within FetchTokenTTL so a pod that restarts can always fetch its files.
+const fetchTokenRefresh = FetchTokenTTL / 10
+
+// refreshFetchTokens re-applies every service on a cluster target, which
+// issues new fetch tokens; the revision does not change, so nothing rolls.
+func (c *Controller) refreshFetchTokens(ctx context.Context) {
+	svcs, err := c.store().ListServices(ctx, "")
+	if err != nil {
+		return
+	}
+	for _, svc := range svcs {
+		if svc.State == modelship.StateDeleting || svc.ComputeTarget == modelship.DefaultLocalTarget {
+			continue
+		}
+		c.mu.Lock()
+		busy := c.busy[key(svc.Workspace, ownerName(svc))] != ""
+		c.mu.Unlock()
+		if busy {
+			continue
+		}
+		if ct, err := c.store().FindComputeTarget(ctx, svc.Workspace, svc.ComputeTarget); err != nil || ct.Type != modelship.TargetKubernetes {
+			continue
+		}
+		if err := c.applyService(ctx, svc); err != nil {
+			c.log.Warn("renewing the fetch token", "service", svc.Name, "err", err)
+		}
+	}
+}
+
+// renewFetchTokens runs refreshFetchTokens until the controller stops.
+func (c *Controller) renewFetchTokens() {
+	defer c.wg.Done()
+	t := time.NewTicker(fetchTokenRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopped:
+			return
+		case <-t.C:
+			c.refreshFetchTokens(context.Background())
 		}
 	}
 }

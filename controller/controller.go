@@ -78,17 +78,19 @@ type Controller struct {
 	cache *cache
 	log   *slog.Logger
 
-	attachMu  sync.Mutex // serializes attachments (one cluster, one target)
-	mu        sync.Mutex
-	drivers   map[string]compute.Driver     // by "<ws>/<target>"
-	keys      map[string][2]string          // plaintext keys by "<ws>/<name>", for hashing
-	busy      map[string]string             // "<ws>/<name>" -> running operation id
-	previous  map[string]*modelship.Service // record before a running update, for rollback
-	observing map[string]bool
-	gen       int64
-	pubMu     sync.Mutex
-	stopped   chan struct{}
-	wg        sync.WaitGroup
+	attachMu   sync.Mutex // serializes attachments (one cluster, one target)
+	mu         sync.Mutex
+	drivers    map[string]compute.Driver     // by "<ws>/<target>"
+	starting   map[string]*driverStart       // drivers being started
+	driverFail map[string]driverFailure      // recent failed starts
+	keys       map[string][2]string          // plaintext keys by "<ws>/<name>", for hashing
+	busy       map[string]string             // "<ws>/<name>" -> running operation id
+	previous   map[string]*modelship.Service // record before a running update, for rollback
+	observing  map[string]bool
+	gen        int64
+	pubMu      sync.Mutex
+	stopped    chan struct{}
+	wg         sync.WaitGroup
 }
 
 // New returns a controller; Start restores state.
@@ -106,15 +108,17 @@ func New(cfg Config) *Controller {
 		cfg.TokenTTL = 24 * time.Hour
 	}
 	return &Controller{
-		cfg:       cfg,
-		cache:     &cache{root: filepath.Join(cfg.DataDir, "cache"), artifacts: cfg.Artifacts},
-		log:       cfg.Log,
-		drivers:   map[string]compute.Driver{},
-		keys:      map[string][2]string{},
-		busy:      map[string]string{},
-		previous:  map[string]*modelship.Service{},
-		observing: map[string]bool{},
-		stopped:   make(chan struct{}),
+		cfg:        cfg,
+		cache:      &cache{root: filepath.Join(cfg.DataDir, "cache"), artifacts: cfg.Artifacts},
+		log:        cfg.Log,
+		drivers:    map[string]compute.Driver{},
+		starting:   map[string]*driverStart{},
+		driverFail: map[string]driverFailure{},
+		keys:       map[string][2]string{},
+		busy:       map[string]string{},
+		previous:   map[string]*modelship.Service{},
+		observing:  map[string]bool{},
+		stopped:    make(chan struct{}),
 	}
 }
 
@@ -199,6 +203,8 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 	}
 	c.publish(ctx)
+	c.wg.Add(1)
+	go c.renewFetchTokens()
 	return nil
 }
 
@@ -232,16 +238,65 @@ func (c *Controller) driverFor(ctx context.Context, ws, target string) (compute.
 		dkey = "*/local"
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if d := c.drivers[dkey]; d != nil {
+		c.mu.Unlock()
 		return d, ct, nil
+	}
+	// A cluster that could not be reached a moment ago is not tried again
+	// at once: listing targets must not wait on it every time.
+	if f, ok := c.driverFail[dkey]; ok && time.Since(f.at) < driverRetryAfter {
+		c.mu.Unlock()
+		return nil, nil, f.err
+	}
+	// One start per target at a time, outside the lock (connecting to a
+	// cluster can take seconds).
+	st, starting := c.starting[dkey]
+	if !starting {
+		st = &driverStart{done: make(chan struct{})}
+		c.starting[dkey] = st
+	}
+	c.mu.Unlock()
+	if starting {
+		select {
+		case <-st.done:
+			return st.d, ct, st.err
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 	}
 	d, err := c.cfg.NewDriver(ct, func(string) { c.publish(context.Background()) })
 	if err != nil {
-		return nil, nil, clusterError("starting the driver of compute target "+target, err)
+		err = clusterError("starting the driver of compute target "+target, err)
 	}
-	c.drivers[dkey] = d
+	c.mu.Lock()
+	delete(c.starting, dkey)
+	if err == nil {
+		c.drivers[dkey] = d
+		delete(c.driverFail, dkey)
+	} else {
+		c.driverFail[dkey] = driverFailure{err: err, at: time.Now()}
+	}
+	c.mu.Unlock()
+	st.d, st.err = d, err
+	close(st.done)
+	if err != nil {
+		return nil, nil, err
+	}
 	return d, ct, nil
+}
+
+// driverRetryAfter is how long a failed driver start is remembered.
+const driverRetryAfter = 10 * time.Second
+
+type driverStart struct {
+	done chan struct{}
+	d    compute.Driver
+	err  error
+}
+
+type driverFailure struct {
+	err error
+	at  time.Time
 }
 
 var _ modelship.DeploymentService = (*Controller)(nil)
