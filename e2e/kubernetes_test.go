@@ -161,9 +161,44 @@ func TestKubernetesTarget(t *testing.T) {
 		t.Errorf("after update: cpu request %dm, revision %s", got, dep2.Spec.Template.Annotations[kubernetes.AnnotationRevision])
 	}
 
+	// An endpoint with three versions: one Deployment each, one route with
+	// three versions in the routes Secret.
+	ic := filepath.Join(dir, "ic.json")
+	s.ok(t, "endpoint", "create", "-ct", "kube1", "-n", "kep", "-m", "m:1", "-ic", ic, "--version-name", "blue", "--traffic-percentile", "20", "--num-replicas", "1")
+	s.ok(t, "endpoint", "version", "create", "kep", "--version-name", "green", "-m", "m:1", "-ic", ic, "--traffic-percentile", "30", "--num-replicas", "1")
+	s.ok(t, "endpoint", "version", "create", "kep", "--version-name", "red", "-m", "m:1", "-ic", ic, "--traffic-percentile", "50", "--num-replicas", "1")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ep := decode[modelship.Endpoint](t, s.ok(t, "endpoint", "show", "kep", "-o", "json"))
+		if ep.State == modelship.StateHealthy && len(ep.Versions) == 3 {
+			if !strings.HasPrefix(ep.ScoringURI, tgt.Kubernetes.FrontEndURL+"/api/v1/endpoint/kep/score") {
+				t.Errorf("endpoint scoring URI %q", ep.ScoringURI)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint not Healthy: %+v", ep)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, v := range []string{"blue", "green", "red"} {
+		if _, err := c.Client.AppsV1().Deployments(ns).Get(ctx, kubernetes.ObjectName("default/kep."+v), metav1.GetOptions{}); err != nil {
+			t.Errorf("version %s: %v", v, err)
+		}
+	}
+	var epRoute *modelship.Route
+	for i, rt := range routesSecret(t, c, ns).Routes {
+		if rt.Name == "kep" {
+			epRoute = &routesSecret(t, c, ns).Routes[i]
+		}
+	}
+	if epRoute == nil || epRoute.Kind != modelship.RouteEndpoint || len(epRoute.Versions) != 3 || epRoute.Versions[2].Deployment != "default/kep.red" {
+		t.Errorf("endpoint route = %+v", epRoute)
+	}
+
 	// Detach is refused while the service exists; --force deletes it and
 	// everything modelship created.
-	s.fails(t, "ksvc", "computetarget", "detach", "kube1")
+	s.fails(t, "1 service(s): ksvc and 1 endpoint(s): kep", "computetarget", "detach", "kube1")
 	start = time.Now()
 	s.ok(t, "computetarget", "detach", "kube1", "--force")
 	t.Logf("detach --force: %s", time.Since(start).Round(time.Millisecond))
