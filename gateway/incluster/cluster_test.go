@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,6 +151,12 @@ func putSlice(t *testing.T, c *k8stest.Cluster, ns, id string, port int, ready b
 }
 
 func ptr[T any](v T) *T { return &v }
+
+var seq atomic.Int64
+
+// unique returns prefix-<n>: names of a namespace or node not used by an
+// earlier run in this process (-count=N), whose deletion may not be over.
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, seq.Add(1)) }
 
 // publisher wakes waiters at every published table.
 type publisher struct {
@@ -319,7 +326,7 @@ func mustStatus(t *testing.T, what string, got scoreResult, status int, bodyHas 
 // a missing Secret follow the watch events.
 func TestDiscoveryScoring(t *testing.T) {
 	c := cluster(t)
-	const ns = "incl-scoring"
+	ns := unique("incl-scoring")
 	namespace(t, c, ns)
 	client := frontendClient(t, c, ns, "frontend-scoring")
 
@@ -478,8 +485,8 @@ func TestDiscoveryScoring(t *testing.T) {
 // autoscaler scales another to its minimum through the Scaler.
 func TestDriverDeployments(t *testing.T) {
 	c := cluster(t)
-	const ns = "incl-driver"
-	node := "incl-node-1"
+	ns := unique("incl-driver")
+	node := unique("incl-node")
 	c.AddNode(t, node, "8", "32Gi", 0)
 	ctx := context.Background()
 	drv, err := kubernetes.New(ctx, kubernetes.Config{REST: c.Config, Namespace: ns, Image: testImage})
