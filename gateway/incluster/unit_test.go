@@ -2,6 +2,7 @@ package incluster
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -107,5 +108,36 @@ func TestBuildTable(t *testing.T) {
 	empty := buildTable(base, nil)
 	if r := empty.Routes[0].Versions[0].Replicas; r == nil || len(r) != 0 {
 		t.Errorf("replicas without slices: %#v", r)
+	}
+}
+
+// TestInstalledRoleCoversPolicyRules: the Role the Kubernetes driver
+// installs for the front end grants everything the front end uses.
+func TestInstalledRoleCoversPolicyRules(t *testing.T) {
+	grants := func(group, resource, name, verb string) bool {
+		for _, r := range kubernetes.FrontEndRules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) &&
+				(len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, name)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range PolicyRules() {
+		names := r.ResourceNames
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, n := range names {
+					for _, v := range r.Verbs {
+						if !grants(g, res, n, v) {
+							t.Errorf("kubernetes.FrontEndRules do not grant %s %s.%s %q", v, res, g, n)
+						}
+					}
+				}
+			}
+		}
 	}
 }
