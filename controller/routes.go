@@ -68,7 +68,12 @@ func (c *Controller) publish(ctx context.Context) {
 			v.TrafficPercent = eff[ev.Name]
 			v.MirrorPercent, v.IsDefault = ev.MirrorPercentile, ev.IsDefault
 			v.IsControl = ev.VersionType == modelship.VersionTypeControl
-			if !anyReady(v.Replicas) && !ev.IsDefault {
+			// In a cluster the front end lends from live EndpointSlices
+			// itself (the control plane's view may be stale or absent).
+			c.mu.Lock()
+			_, remote := c.drivers[c.driverKey(svc.Workspace, svc.ComputeTarget)].(compute.Cluster)
+			c.mu.Unlock()
+			if !remote && !anyReady(v.Replicas) && !ev.IsDefault {
 				lent += v.TrafficPercent
 				v.TrafficPercent = 0
 			}

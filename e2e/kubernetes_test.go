@@ -122,6 +122,49 @@ func TestKubernetesTarget(t *testing.T) {
 		t.Errorf("routes secret = %+v", routes)
 	}
 
+	// The in-cluster front end (the real `modelship gateway`, run here with
+	// the admin kubeconfig) serves from the Secret the control plane wrote:
+	// it knows the route and its keys, and finds the two KWOK pods through
+	// the EndpointSlices.
+	gwPort := freePort(t)
+	gctx, gcancel := context.WithCancel(ctx)
+	defer gcancel()
+	gw := exec.CommandContext(gctx, binPath, "gateway", "--kubeconfig", kc, "--namespace", ns, "--listen", "127.0.0.1:"+gwPort)
+	var gwLogs syncBuffer
+	gw.Stdout, gw.Stderr = &gwLogs, &gwLogs
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { gcancel(); gw.Wait() }()
+	gwURL := "http://127.0.0.1:" + gwPort
+	waitFor(t, 30*time.Second, "the front end to see both replicas", &gwLogs, func() bool {
+		resp, err := http.Get(gwURL + "/metrics")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(b), `modelship_gateway_ready_replicas{route="ksvc",version="ksvc"} 2`)
+	})
+	for _, tc := range []struct {
+		path, key string
+		want      int
+	}{
+		{"/api/v1/service/ksvc/score", "wrong", http.StatusUnauthorized},
+		{"/api/v1/service/nosuch/score", keys.PrimaryKey, http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest("POST", gwURL+tc.path, strings.NewReader(`{"data": [[1]]}`))
+		req.Header.Set("Authorization", "Bearer "+tc.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("front end %s with key %q: %d, want %d", tc.path, tc.key, resp.StatusCode, tc.want)
+		}
+	}
+
 	// Run what the pod runs, with the pod's environment, here: it fetches
 	// the model and score.py from the control plane and serves.
 	port := freePort(t)
@@ -240,6 +283,18 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// waitFor polls cond (bounded) and fails with logs when it stays false.
+func waitFor(t *testing.T, timeout time.Duration, what string, logs fmt.Stringer, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s:\n%s", what, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitScore posts body to url until it answers 200 (bounded).
