@@ -192,6 +192,7 @@ func runGateway(ctx context.Context, cfg GatewayConfig) error {
 	go func() { errc <- serveHTTP(srv, ln) }()
 	log.Info("modelship gateway listening", "version", cli.Version, "listen", "http://"+ln.Addr().String(),
 		"namespace", ns, "api_server", rc.Host)
+	releaseStartupPages(log)
 
 	// Probes answer while the watches sync; scoring sees no route until then.
 	startCtx, cancelStart := context.WithCancel(ctx)

@@ -311,6 +311,7 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	}
 	if rt.Set(real) {
 		log.Info("runtime ready", "runtime", kind, "took", time.Since(start).Round(time.Millisecond))
+		releaseStartupPages(log)
 	} else {
 		// The server stopped while the runtime was starting.
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownGrace)

@@ -321,6 +321,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, "server.json"), info, 0o600); err != nil {
 		return err
 	}
+	releaseStartupPages(s.log)
 	return nil
 }
 
