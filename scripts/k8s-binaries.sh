@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # k8s-binaries.sh builds the Kubernetes control plane the test suite runs
 # (internal/k8stest): etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and KWOK, from the Go module proxy through the nested wrapper
+# kube-scheduler and KWOK, plus the kubelet and kube-proxy of the real
+# single-node cluster (internal/k8snode, scripts/k8s-node.sh), from the Go module proxy through the nested wrapper
 # modules in hack/k8s-tools/ (k8s.io/kubernetes and etcd cannot be
 # `go install`ed directly: their go.mod files have replace directives).
 #
@@ -60,6 +61,8 @@ build kube-apiserver "$tools/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_l
 build kube-controller-manager "$tools/kube" k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
 build kube-scheduler "$tools/kube" k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
 build kwok "$tools/kwok" sigs.k8s.io/kwok/cmd/kwok ""
+build kubelet "$tools/kube" k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
+build kube-proxy "$tools/kube" k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
 
 # The KWOK stage configs (node and pod lifecycles) come from the same module
 # version; the harness concatenates them into one --config file.

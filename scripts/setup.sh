@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what modelship's tests and quick start need on a Debian machine:
 # Python packages for score.py runtimes and test models, Debian's ONNX test
-# data, and the ONNX Runtime shared library (verified, cached outside the repo).
+# data, containerd, runc, CNI plugins, iptables and conntrack for the real
+# single-node Kubernetes cluster, and the ONNX Runtime shared library
+# (verified, cached outside the repo).
 # Idempotent: a second run only checks.
 set -euo pipefail
 
@@ -11,6 +13,9 @@ CACHE_DIR="${MODELSHIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}"
 ORT_DIR="$CACHE_DIR/onnxruntime/$ORT_VERSION"
 
 APT_PACKAGES=(python3 python3-numpy python3-sklearn python3-joblib python3-pandas python3-onnx libonnx-testdata)
+# The real single-node Kubernetes cluster (internal/k8snode, scripts/k8s-node.sh):
+# container runtime, CNI plugins, and what the kubelet and kube-proxy call.
+APT_PACKAGES+=(containerd runc containernetworking-plugins iptables conntrack iproute2)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
