@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # k8s-binaries.sh builds the Kubernetes control plane the test suite runs
 # (internal/k8stest): etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and KWOK, plus the kubelet and kube-proxy of the real
-# single-node cluster (internal/k8snode, scripts/k8s-node.sh), from the Go module proxy through the nested wrapper
-# modules in hack/k8s-tools/ (k8s.io/kubernetes and etcd cannot be
-# `go install`ed directly: their go.mod files have replace directives).
+# kube-scheduler and KWOK, plus the kubelet, kube-proxy and pause program of
+# the real single-node cluster (internal/k8snode, scripts/k8s-node.sh), from
+# the Go module proxy through the nested wrapper modules in hack/k8s-tools/
+# (k8s.io/kubernetes and etcd cannot be `go install`ed directly: their go.mod
+# files have replace directives).
 #
 # The binaries are cached by version outside the repository:
 #   ${MODELSHIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/modelship}/k8s-v1.37.2/
@@ -63,6 +64,8 @@ build kube-scheduler "$tools/kube" k8s.io/kubernetes/cmd/kube-scheduler "$kube_l
 build kwok "$tools/kwok" sigs.k8s.io/kwok/cmd/kwok ""
 build kubelet "$tools/kube" k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
 build kube-proxy "$tools/kube" k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
+# The single-node cluster's sandbox image program (static, no dependencies).
+build pause "$tools/pause" . ""
 
 # The KWOK stage configs (node and pod lifecycles) come from the same module
 # version; the harness concatenates them into one --config file.

@@ -1,0 +1,3 @@
+module github.com/modelship/modelship/hack/k8s-tools/pause
+
+go 1.26
