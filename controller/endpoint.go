@@ -462,7 +462,7 @@ func (c *Controller) DeleteEndpoint(ctx context.Context, ws, name string) (*mode
 		return nil, err
 	}
 	owner := &modelship.Service{Workspace: ws, Name: name, Endpoint: name}
-	op, err := c.beginOp(ctx, owner, modelship.OpDelete)
+	op, err := c.beginDelete(ctx, owner)
 	if err != nil {
 		return nil, err
 	}

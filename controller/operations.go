@@ -36,6 +36,41 @@ func (c *Controller) beginOp(ctx context.Context, svc *modelship.Service, kind s
 	return op, nil
 }
 
+// beginDelete starts a delete operation. A running create or update is
+// canceled (its operation ends Failed with code Canceled): a service can be
+// deleted in any state, as in Azure, e.g. while it waits for capacity. A
+// running delete is a conflict.
+func (c *Controller) beginDelete(ctx context.Context, svc *modelship.Service) (*modelship.Operation, error) {
+	op, err := c.beginOp(ctx, svc, modelship.OpDelete)
+	if modelship.ErrorCode(err) != modelship.ECONFLICT {
+		return op, err
+	}
+	k := key(svc.Workspace, ownerName(svc))
+	c.mu.Lock()
+	running := c.busy[k]
+	c.mu.Unlock()
+	cur, ferr := c.store().FindOperation(ctx, running, 1<<30)
+	if ferr != nil || cur.Kind == modelship.OpDelete {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.busy[k] == running {
+		delete(c.busy, k)
+	}
+	c.mu.Unlock()
+	c.store().AppendOperationLog(ctx, running, "Canceled: the service is being deleted")
+	c.store().FinishOperation(ctx, running, modelship.OpFailed, &modelship.ServiceError{Code: "Canceled", Message: "canceled: the service was deleted"})
+	return c.beginOp(ctx, svc, modelship.OpDelete)
+}
+
+// current reports whether op is still the running operation of its
+// service (a delete may have canceled it).
+func (c *Controller) current(op *modelship.Operation) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.busy[key(op.Workspace, op.Target)] == op.ID
+}
+
 func (c *Controller) logOp(op *modelship.Operation, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if err := c.store().AppendOperationLog(context.Background(), op.ID, msg); err != nil {
@@ -124,6 +159,9 @@ func (c *Controller) follow(ws, name string, op *modelship.Operation) {
 		case <-c.stopped:
 			return
 		case <-t.C:
+		}
+		if !c.current(op) {
+			return // canceled by a delete
 		}
 		svc, err := c.store().FindService(ctx, ws, name)
 		if err != nil {

@@ -196,7 +196,7 @@ func (c *Controller) Delete(ctx context.Context, ws, name string) (*modelship.Op
 	if err != nil {
 		return nil, err
 	}
-	op, err := c.beginOp(ctx, svc, modelship.OpDelete)
+	op, err := c.beginDelete(ctx, svc)
 	if err != nil {
 		return nil, err
 	}

@@ -262,6 +262,13 @@ func TestUnschedulableThenFailed(t *testing.T) {
 	if svc.Error == nil || !strings.Contains(svc.Error.Message, "Insufficient cpu") {
 		t.Fatalf("unschedulable reason: %+v", svc.Error)
 	}
+	// A service waiting for capacity can be deleted (its create is canceled).
+	if r := s.cli(t, "model", "deploy", "-m", "m:1", "-n", "bigsvc2", "-ic", filepath.Join(dir, "ic.json"), "-dc", filepath.Join(dir, "dc.json"), "--no-wait"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	waitState(t, s, "bigsvc2", "Unschedulable", 10*time.Second)
+	s.ok(t, "service", "delete", "bigsvc2")
+	s.fails(t, "not found", "service", "show", "bigsvc2")
 	svc = waitState(t, s, "bigsvc", "Failed", 15*time.Second)
 	if !strings.Contains(svc.Error.Message, "available resources") {
 		t.Fatalf("failed error: %+v", svc.Error)

@@ -204,6 +204,17 @@ func TestKubernetesTarget(t *testing.T) {
 		t.Errorf("after update: cpu request %dm, revision %s", got, dep2.Spec.Template.Annotations[kubernetes.AnnotationRevision])
 	}
 
+	// More CPU than any node has: Unschedulable with the scheduler's reason.
+	writeFile(t, filepath.Join(dir, "big.json"), []byte(`{"computeType": "aks", "numReplicas": 1, "containerResourceRequirements": {"cpu": 64, "memoryInGB": 0.5}}`))
+	s.ok(t, "model", "deploy", "-ct", "kube1", "-m", "m:1", "-n", "kbig", "-ic", filepath.Join(dir, "ic.json"), "-dc", filepath.Join(dir, "big.json"), "--no-wait")
+	big := waitState(t, s, "kbig", modelship.StateUnschedulable, 60*time.Second)
+	if big.Error == nil || !strings.Contains(big.Error.Message+strings.Join(big.Error.Details, " "), "Insufficient cpu") {
+		t.Errorf("unschedulable service error = %+v", big.Error)
+	}
+	// It can be deleted while it waits for capacity (the create is canceled).
+	s.ok(t, "service", "delete", "kbig")
+	s.fails(t, "not found", "service", "show", "kbig")
+
 	// An endpoint with three versions: one Deployment each, one route with
 	// three versions in the routes Secret.
 	ic := filepath.Join(dir, "ic.json")
