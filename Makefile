@@ -7,7 +7,7 @@ BIN := bin/modelship
 STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 25m
 
-.PHONY: help setup k8s-binaries build run test test-short fuzz bench faults check fmt docs clean
+.PHONY: help setup k8s-binaries k8s-up k8s-down build run test test-short fuzz bench faults check fmt docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,15 @@ build: ## build bin/modelship
 run: setup build ## quick start: server + a model registered, served and scored (Ctrl-C stops)
 	@bash scripts/quickstart.sh
 
-k8s-binaries: ## build (once, cached by version) the Kubernetes control plane the tests run: etcd, kube-apiserver, controller-manager, scheduler, KWOK
+k8s-binaries: ## build (once, cached by version) the Kubernetes binaries the tests run: etcd, kube-apiserver, controller-manager, scheduler, KWOK, kubelet, kube-proxy, pause
 	@bash scripts/k8s-binaries.sh >/dev/null
+
+K8S_RUN_DIR ?= /tmp/modelship-k8s-node
+k8s-up: ## (root) start a real single-node Kubernetes cluster with containerd in $(K8S_RUN_DIR); prints KUBECONFIG and the node IP
+	@bash scripts/k8s-node.sh up $(K8S_RUN_DIR)
+
+k8s-down: ## (root) stop the single-node cluster of k8s-up; fails if anything is left behind
+	@bash scripts/k8s-node.sh down $(K8S_RUN_DIR)
 
 test: setup k8s-binaries ## run every test (real processes, real Python, real ONNX Runtime, a real kube-apiserver), then each fuzz target briefly
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
