@@ -281,7 +281,9 @@ func TestBench(t *testing.T) {
 
 	// (3) the real server, key auth on.
 	s := startServer(t, binPath)
-	time.Sleep(time.Second)
+	// Idle: 3 s after start (the server gives back its start-up-only
+	// pages 2 s after start, see internal/memtrim).
+	time.Sleep(3 * time.Second)
 	rep.serverEmptyMiB = rssMiB(s.pid())
 	s.cli(ctx, t, "model", "register", "-n", "mlp", "-p", mlp, "--model-framework", "Onnx")
 	s.cli(ctx, t, "model", "register", "-n", "dummy", "-p", dummy)

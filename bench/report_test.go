@@ -251,7 +251,7 @@ func (rep *report) markdown(failed bool) string {
 	}
 	if rep.serverEmptyMiB > 0 {
 		p("### Server memory\n\n| state | server RSS |\n|---|---:|\n")
-		p("| just started, no model, no service (issue 2: idle ≤ 40 MB → %s) | %.1f MiB |\n", strings.Trim(verdict(rep.serverEmptyMiB*1.048576 <= 40), "*"), rep.serverEmptyMiB)
+		p("| started 3 s ago, no model, no service (issue 2: idle ≤ 40 MB → %s) | %.1f MiB |\n", strings.Trim(verdict(rep.serverEmptyMiB*1.048576 <= 40), "*"), rep.serverEmptyMiB)
 		p("| one service deployed, idle | %.1f MiB |\n", rep.serverOneSvcMiB)
 		if rep.serverEndMiB > 0 {
 			p("| after all the load above, 4 services (autoscaled one included), idle 4 s | %.1f MiB (CPU while idle: %.1f %% of a core) |\n", rep.serverEndMiB, 100*rep.serverIdleCPU)

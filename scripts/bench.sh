@@ -65,6 +65,7 @@ export MODELSHIP_BIN=$BIN MODELSHIP_TEST_BINARY=$BIN
 
 step e2e 600 env MODELSHIP_BENCH=1 MODELSHIP_BENCH_OUT="$WORK/e2e.md" \
   "$GO" test -count=1 -run '^TestBench$' -v -timeout 9m ./bench
+step kubernetes 300 env MODELSHIP_BENCH=1 "$GO" test -count=1 -run '^$' -bench 'KubernetesTarget' -benchtime 1x -timeout 5m ./e2e
 step gateway-select 180 "$GO" test -count=1 -run '^$' -bench 'Select' -cpu 1,2 -benchtime 200000x ./gateway
 step gateway-proxy 180 "$GO" test -count=1 -run '^$' -bench 'BenchmarkProxy$' -benchmem -benchtime 3000x ./gateway
 step gateway-overhead 180 "$GO" test -count=1 -run '^$' -bench 'Overhead' -benchtime 1x ./gateway
@@ -155,6 +156,17 @@ TXT
       printf "| server RSS growth < 64 MB during it | %s MiB peak growth | **%s** |\n", g, (g * 1.048576 < 64 ? "met" : "not met")
       printf "| idle server RSS ≤ 40 MB | %s MiB | **%s** |\n", idle, (idle * 1.048576 <= 40 ? "met" : "not met")
     }' "$WORK/registry.log"
+
+  printf '\n## Kubernetes target on a real API server with KWOK nodes (issue 6)\n'
+  section kubernetes "attach, deploy (2 replicas) to Healthy, update to Healthy, delete, detach (each a CLI call against the server)" \
+    "MODELSHIP_BENCH=1 go test -count=1 -run '^\$' -bench KubernetesTarget -benchtime 1x ./e2e"
+  awk '/BenchmarkKubernetesTarget/ {
+      for (i = 1; i < NF; i++) v[$(i+1)] = $i
+      acc = v["deploy-accepted-ms"]; h = v["deploy-healthy-ms"]
+      printf "\n| issue 6 target | measured | verdict |\n|---|---|---|\n"
+      printf "| deploy request -> all Kubernetes objects applied ≤ 1 s | %s ms (the CLI call returns after the objects are applied) | **%s** |\n", acc, (acc <= 1000 ? "met" : "not met")
+      printf "| deploy -> Healthy ≤ 5 s with KWOK | %s ms | **%s** |\n", h, (h <= 5000 ? "met" : "not met")
+    }' "$WORK/kubernetes.log"
 
   printf '\n## Component benchmarks (this run)\n\nEach package'"'"'s own Go benchmarks, run from bench.sh with the command shown.\n'
   section gateway-select "gateway: selection path (issue 5: ≤ 5 µs p50 with 6 versions)" \
