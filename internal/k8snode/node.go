@@ -73,7 +73,7 @@ const (
 )
 
 // components in start order; teardown goes in reverse.
-var components = []string{"etcd", "kube-apiserver", "containerd", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"}
+var components = []string{"etcd", "kube-apiserver", "containerd", "kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler"}
 
 // binaries the node needs from k8s-binaries.sh.
 var kubeBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "pause"}
@@ -311,28 +311,12 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 	); err != nil {
 		return nil, err
 	}
-	// containerd starts while the API server comes up.
+	// containerd, the kubelet and kube-proxy start while the API server
+	// comes up (they retry until it answers).
 	if err := sp.spawn("containerd", "", "--config="+p("containerd/config.toml")); err != nil {
 		return nil, err
 	}
 	if err := n.loadClient(); err != nil {
-		return nil, err
-	}
-	if err := n.waitAPIServer(ctx); err != nil {
-		return nil, err
-	}
-	step("kube-apiserver ready on " + n.Server)
-	if err := sp.spawn("kube-controller-manager", "",
-		"--kubeconfig="+p("admin.kubeconfig"), "--leader-elect=false", "--controllers=*,-nodeipam",
-		"--service-account-private-key-file="+p("pki/sa.key"), "--root-ca-file="+p("pki/ca.crt"),
-		"--use-service-account-credentials=true",
-		"--secure-port=0", "--profiling=false",
-	); err != nil {
-		return nil, err
-	}
-	if err := sp.spawn("kube-scheduler", "",
-		"--kubeconfig="+p("admin.kubeconfig"), "--leader-elect=false", "--secure-port=0", "--profiling=false",
-	); err != nil {
 		return nil, err
 	}
 	if err := n.waitContainerd(ctx, sp); err != nil {
@@ -350,6 +334,25 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 		return nil, err
 	}
 	if err := sp.spawn("kube-proxy", "", "--config="+p("kube-proxy.yaml"), "--v=1"); err != nil {
+		return nil, err
+	}
+	if err := n.waitAPIServer(ctx); err != nil {
+		return nil, err
+	}
+	step("kube-apiserver ready on " + n.Server)
+	if err := sp.spawn("kube-controller-manager", "",
+		"--kubeconfig="+p("admin.kubeconfig"), "--leader-elect=false", "--controllers=*,-nodeipam",
+		"--service-account-private-key-file="+p("pki/sa.key"), "--root-ca-file="+p("pki/ca.crt"),
+		"--use-service-account-credentials=true",
+		// Lift the new node's not-ready taint promptly.
+		"--node-monitor-period=1s",
+		"--secure-port=0", "--profiling=false",
+	); err != nil {
+		return nil, err
+	}
+	if err := sp.spawn("kube-scheduler", "",
+		"--kubeconfig="+p("admin.kubeconfig"), "--leader-elect=false", "--secure-port=0", "--profiling=false",
+	); err != nil {
 		return nil, err
 	}
 	if err := n.waitNode(ctx, sp); err != nil {
