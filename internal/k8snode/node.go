@@ -343,7 +343,6 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 	if err := sp.spawn("kube-controller-manager", "",
 		"--kubeconfig="+p("admin.kubeconfig"), "--leader-elect=false", "--controllers=*,-nodeipam",
 		"--service-account-private-key-file="+p("pki/sa.key"), "--root-ca-file="+p("pki/ca.crt"),
-		"--use-service-account-credentials=true",
 		// Lift the new node's not-ready taint promptly.
 		"--node-monitor-period=1s",
 		"--secure-port=0", "--profiling=false",
