@@ -299,7 +299,7 @@ func teardown(st *state, logf func(string, ...any)) error {
 		_ = os.Remove(ownerPath)
 	}
 	step("bridge, sysctls, cgroups, run folder removed")
-	if left := Leftovers(st); len(left) > 0 {
+	if left := leftovers(st); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("left behind: %s", strings.Join(left, "; ")))
 	}
 	return errors.Join(errs...)
@@ -574,10 +574,12 @@ func removeCgroups() {
 	}
 }
 
-// Leftovers lists what the node in st left on the host: processes, mounts,
-// the bridge, iptables chains, changed sysctls, cgroups, host folders, the
-// run folder. Empty after a clean teardown.
-func Leftovers(st *state) []string {
+// Leftovers lists what the node left on the host: processes, mounts, the
+// bridge, iptables chains, changed sysctls, cgroups, host folders, the run
+// folder. Empty after a clean teardown (Stop checks it too).
+func (n *Node) Leftovers() []string { return leftovers(n.st) }
+
+func leftovers(st *state) []string {
 	var out []string
 	for _, p := range strays(st.Dir) {
 		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")

@@ -208,7 +208,10 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 	// A node whose holder died without tearing it down: clean up first.
 	if prev := readOwner(); prev != "" {
 		logf("k8snode: tearing down the leftovers of a previous node in %s", prev)
-		if derr := teardownDir(prev, logf); derr != nil {
+		if _, serr := loadState(prev); serr != nil {
+			logf("k8snode: %v; forgetting it", serr)
+			_ = os.Remove(ownerPath)
+		} else if derr := teardownDir(prev, logf); derr != nil {
 			return nil, fmt.Errorf("a previous node (%s) left things behind that could not be removed: %w", prev, derr)
 		}
 	}
