@@ -550,11 +550,18 @@ func (n *Node) exited() error {
 
 // Stop tears the node down (see Down) and releases the host lock. Safe to
 // call more than once.
-func (n *Node) Stop() error {
+func (n *Node) Stop() error { return n.stop(nil) }
+
+// stop is Stop; check (tests) runs after teardown while this process still
+// holds the host lock, so that another node cannot start meanwhile.
+func (n *Node) stop(check func()) error {
 	if n.lock == nil {
 		return nil
 	}
 	err := teardown(n.st, nil)
+	if check != nil {
+		check()
+	}
 	n.lock.Close()
 	n.lock = nil
 	return err

@@ -39,6 +39,9 @@ func Start(t testing.TB) *Node {
 		t.Fatalf("k8snode: %v", err)
 	}
 	t.Cleanup(func() {
+		if n.lock == nil {
+			return // the test stopped it
+		}
 		start := time.Now()
 		if err := n.Stop(); err != nil {
 			t.Errorf("k8snode: teardown: %v", err)
