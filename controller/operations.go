@@ -255,7 +255,15 @@ func (c *Controller) follow(ws, name string, op *modelship.Operation) {
 			return
 		}
 		unschedSince = time.Time{}
-		if st.Revision == wantRev && ready >= svc.DesiredReplicas && len(st.Replicas) == svc.DesiredReplicas {
+		// Replicas of an old revision still draining (Terminating) do not
+		// hold the operation back: the new revision serves everything.
+		live := 0
+		for _, r := range st.Replicas {
+			if r.State != compute.ReplicaTerminating {
+				live++
+			}
+		}
+		if st.Revision == wantRev && ready >= svc.DesiredReplicas && live == svc.DesiredReplicas {
 			svc.State, svc.Error = modelship.StateHealthy, nil
 			c.store().PutService(ctx, svc)
 			c.logOp(op, "Service %s is Healthy (%d replica(s), took %s)", name, ready, time.Since(start).Round(time.Millisecond))

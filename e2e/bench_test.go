@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,12 @@ import (
 
 	"github.com/modelship/modelship"
 	"github.com/modelship/modelship/client"
+	"github.com/modelship/modelship/compute/kubernetes"
+	"github.com/modelship/modelship/internal/k8snode"
 	"github.com/modelship/modelship/internal/k8stest"
+	"github.com/modelship/modelship/ociimage"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // rssKB returns VmRSS and VmHWM (peak) of a process in KiB.
@@ -176,5 +182,146 @@ func BenchmarkKubernetesTarget(b *testing.B) {
 		b.ReportMetric(update.Seconds()*1000, "update-healthy-ms")
 		b.ReportMetric(del.Seconds()*1000, "delete-ms")
 		b.ReportMetric(detach.Seconds()*1000, "detach-ms")
+	}
+}
+
+// BenchmarkRealNode (issue 8) on a real single-node cluster: node up,
+// deploy -> Healthy of an ONNX service with 2 real pods, the in-cluster
+// front end vs a direct call to a pod in the same run (sequential latency
+// and closed-loop throughput with 8 clients), and a rolling update of the
+// 2 replicas under light load.
+func BenchmarkRealNode(b *testing.B) {
+	if os.Getenv("MODELSHIP_BENCH") == "" {
+		b.Skip("set MODELSHIP_BENCH=1 (make bench)")
+	}
+	ctx := b.Context()
+	start := time.Now()
+	n := k8snode.Start(b)
+	up := time.Since(start)
+	img, err := ociimage.Build(ctx, ociimage.Options{Binary: binPath})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := n.LoadImage(ctx, realImage, img); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := startServer(b, "", "--listen", fmt.Sprintf("%s:%d", n.IP, port))
+	dir := b.TempDir()
+	run := func(args ...string) string {
+		b.Helper()
+		cmd := exec.Command(binPath, args...)
+		cmd.Env = append(os.Environ(), "HOME="+s.home, "MODELSHIP_URL="+s.url, "MODELSHIP_TOKEN="+s.token)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("modelship %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("computetarget", "attach", "kubernetes", "-n", "node1", "--kubeconfig", n.KubeconfigPath, "--namespace", "bench", "--cluster-purpose", "DevTest",
+		"--image", realImage, "--image-pull-policy", "Never")
+	model, _ := os.ReadFile(filepath.Join("..", "examples", "onnx-digits", "model.onnx"))
+	body, _ := os.ReadFile(filepath.Join("..", "examples", "onnx-digits", "sample-request.json"))
+	os.WriteFile(filepath.Join(dir, "digits.onnx"), model, 0o644)
+	run("model", "register", "-n", "digits", "-p", filepath.Join(dir, "digits.onnx"), "--model-framework", "Onnx")
+	run("model", "register", "-n", "digits", "-p", filepath.Join(dir, "digits.onnx"), "--model-framework", "Onnx", "--description", "v2")
+	dc := filepath.Join(dir, "dc.json")
+	os.WriteFile(dc, []byte(`{"computeType": "aks", "numReplicas": 2, "authEnabled": false, "containerResourceRequirements": {"cpu": 0.1, "memoryInGB": 0.25}}`), 0o644)
+	cl := client.New(s.url, s.token)
+	waitHealthy := func(gen int64) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			svc, err := cl.Services.Get(ctx, "default", "digits")
+			if err == nil && svc.State == modelship.StateHealthy && svc.Generation >= gen {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("not Healthy: %+v %v", svc, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		start = time.Now()
+		run("model", "deploy", "-ct", "node1", "-m", "digits:1", "-n", "digits", "-dc", dc, "--no-wait")
+		waitHealthy(1)
+		deploy := time.Since(start)
+
+		var fe string
+		for deadline := time.Now().Add(time.Minute); ; {
+			ct, err := cl.ComputeTargets.Get(ctx, "default", "node1")
+			if err == nil && ct.Kubernetes.FrontEndURL != "" && ct.Kubernetes.FrontEndReady > 0 {
+				fe = ct.Kubernetes.FrontEndURL
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("front end not ready")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		feURL := fe + "/api/v1/service/digits/score"
+		for deadline := time.Now().Add(time.Minute); ; {
+			if code, _ := post(feURL, "", string(body), nil); code == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("front end does not score")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		pods, err := n.Client.CoreV1().Pods("bench").List(ctx, metav1.ListOptions{LabelSelector: kubernetes.LabelDeployment + "=" + kubernetes.LabelValue("default/digits")})
+		if err != nil || len(pods.Items) == 0 {
+			b.Fatalf("pods: %v", err)
+		}
+		podURL := "http://" + pods.Items[0].Status.PodIP + ":5001/score"
+		seq := func(url string) time.Duration {
+			const k = 1000
+			t0 := time.Now()
+			for range k {
+				if code, out := post(url, "", string(body), nil); code != 200 {
+					b.Fatalf("%s: %d %s", url, code, out)
+				}
+			}
+			return time.Since(t0) / k
+		}
+		tput := func(url string) float64 {
+			l := loadOn(url, "", string(body), 8)
+			time.Sleep(3 * time.Second)
+			ok, bad := l.stop()
+			if bad != 0 {
+				b.Fatalf("%s: %d failed: %v", url, bad, l.errs())
+			}
+			return float64(ok) / 3
+		}
+		seq(podURL)
+		seq(feURL) // warm up
+		direct, through := seq(podURL), seq(feURL)
+		directRate, throughRate := tput(podURL), tput(feURL)
+
+		l := loadOn(feURL, "", string(body), 2)
+		time.Sleep(500 * time.Millisecond)
+		start = time.Now()
+		run("service", "update", "digits", "-m", "digits:2", "--no-wait")
+		waitHealthy(2)
+		roll := time.Since(start)
+		time.Sleep(time.Second)
+		ok, bad := l.stop()
+
+		b.ReportMetric(up.Seconds(), "node-up-s")
+		b.ReportMetric(deploy.Seconds(), "deploy-healthy-s")
+		b.ReportMetric(float64(direct.Microseconds()), "direct-us/req")
+		b.ReportMetric(float64(through.Microseconds()), "frontend-us/req")
+		b.ReportMetric(float64(through-direct)/float64(time.Microsecond), "added-us/req")
+		b.ReportMetric(directRate, "direct-req/s")
+		b.ReportMetric(throughRate, "frontend-req/s")
+		b.ReportMetric(100*throughRate/directRate, "frontend-%-of-direct")
+		b.ReportMetric(roll.Seconds(), "rolling-update-s")
+		b.ReportMetric(float64(ok), "update-ok")
+		b.ReportMetric(float64(bad), "update-failed")
 	}
 }

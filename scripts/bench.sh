@@ -66,6 +66,7 @@ export MODELSHIP_BIN=$BIN MODELSHIP_TEST_BINARY=$BIN
 step e2e 600 env MODELSHIP_BENCH=1 MODELSHIP_BENCH_OUT="$WORK/e2e.md" \
   "$GO" test -count=1 -run '^TestBench$' -v -timeout 9m ./bench
 step kubernetes 300 env MODELSHIP_BENCH=1 "$GO" test -count=1 -run '^$' -bench 'KubernetesTarget' -benchtime 1x -timeout 5m ./e2e
+step realnode 600 env MODELSHIP_BENCH=1 "$GO" test -count=1 -run '^$' -bench 'RealNode' -benchtime 1x -timeout 10m ./e2e
 step gateway-select 180 "$GO" test -count=1 -run '^$' -bench 'Select' -cpu 1,2 -benchtime 200000x ./gateway
 step gateway-proxy 180 "$GO" test -count=1 -run '^$' -bench 'BenchmarkProxy$' -benchmem -benchtime 3000x ./gateway
 step gateway-overhead 180 "$GO" test -count=1 -run '^$' -bench 'Overhead' -benchtime 1x ./gateway
@@ -167,6 +168,18 @@ TXT
       printf "| deploy request -> all Kubernetes objects applied ≤ 1 s | %s ms (the CLI call returns after the objects are applied) | **%s** |\n", acc, (acc <= 1000 ? "met" : "not met")
       printf "| deploy -> Healthy ≤ 5 s with KWOK | %s ms | **%s** |\n", h, (h <= 5000 ? "met" : "not met")
     }' "$WORK/kubernetes.log"
+
+  printf '\n## Kubernetes on a real single-node cluster (issue 8; needs root)\n'
+  section realnode "node up, deploy -> Healthy (ONNX, 2 real pods), in-cluster front end vs a direct pod call, rolling update under light load" \
+    "MODELSHIP_BENCH=1 go test -count=1 -run '^\$' -bench RealNode -benchtime 1x ./e2e"
+  awk '/BenchmarkRealNode/ {
+      for (i = 1; i < NF; i++) v[$(i+1)] = $i
+      h = v["deploy-healthy-s"]; r = v["rolling-update-s"]; f = v["update-failed"]
+      printf "\n| issue 8 | measured | verdict |\n|---|---|---|\n"
+      printf "| deploy -> Healthy (ONNX service) ≤ 5 s | %s s | **%s** |\n", h, (h <= 5 ? "met" : "not met")
+      printf "| rolling update of 2 replicas ≤ 10 s with zero failures | %s s, %s failed | **%s** |\n", r, f, (r <= 10 && f == 0 ? "met" : "not met")
+      printf "| front-end overhead in-cluster vs a direct pod call (same run) | +%s µs per sequential request (%s vs %s µs); %s %% of the direct throughput with 8 clients (%s vs %s req/s) | reported |\n", v["added-us/req"], v["frontend-us/req"], v["direct-us/req"], v["frontend-%-of-direct"], v["frontend-req/s"], v["direct-req/s"]
+    }' "$WORK/realnode.log"
 
   printf '\n## Component benchmarks (this run)\n\nEach package'"'"'s own Go benchmarks, run from bench.sh with the command shown.\n'
   section gateway-select "gateway: selection path (issue 5: ≤ 5 µs p50 with 6 versions)" \

@@ -194,7 +194,7 @@ func buildContainer(spec *compute.Spec, o objectOptions) corev1.Container {
 		Resources:       buildResources(spec),
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: ReadinessPath, Port: intstr.FromString("http")}},
-			PeriodSeconds:    2,
+			PeriodSeconds:    1,
 			TimeoutSeconds:   1,
 			SuccessThreshold: 1,
 			FailureThreshold: 3,
