@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 25m
 .PHONY: help setup k8s-binaries k8s-up k8s-down build run test test-short fuzz bench faults check fmt docs clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: ## install what tests and the quick start need (apt packages, ONNX Runtime)
 	@bash scripts/setup.sh
