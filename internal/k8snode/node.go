@@ -47,6 +47,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/modelship/modelship/internal/k8stest"
+	"github.com/modelship/modelship/internal/kubepki"
 )
 
 // The node's fixed network and names (one node per host).
@@ -367,14 +368,14 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 // writeFiles writes certificates, keys, kubeconfigs, component configs and
 // the pause image tarball.
 func (n *Node) writeFiles(bin string) error {
-	ca, err := newAuthority()
+	ca, err := kubepki.NewCA("modelship-k8snode-ca", 30*24*time.Hour)
 	if err != nil {
 		return err
 	}
-	n.CAPEM = ca.certPEM
-	files := map[string][]byte{"pki/ca.crt": ca.certPEM}
+	n.CAPEM = ca.CertPEM
+	files := map[string][]byte{"pki/ca.crt": ca.CertPEM}
 	issue := func(name, cn string, orgs []string, server bool, ips []net.IP, dns []string) error {
-		crt, key, err := ca.issue(cn, orgs, server, ips, dns)
+		crt, key, err := ca.Issue(cn, orgs, server, ips, dns)
 		if err != nil {
 			return err
 		}
@@ -402,17 +403,17 @@ func (n *Node) writeFiles(bin string) error {
 		if id[1] != "" {
 			orgs = []string{id[1]}
 		}
-		crt, key, err := ca.issue(id[0], orgs, false, nil, nil)
+		crt, key, err := ca.Issue(id[0], orgs, false, nil, nil)
 		if err != nil {
 			return err
 		}
-		kc, err := kubeconfig(n.Server, ca.certPEM, crt, key)
+		kc, err := kubeconfig(n.Server, ca.CertPEM, crt, key)
 		if err != nil {
 			return err
 		}
 		files[name+".kubeconfig"] = kc
 	}
-	saKey, saPub, err := serviceAccountKey()
+	saKey, saPub, err := kubepki.ServiceAccountKey()
 	if err != nil {
 		return err
 	}

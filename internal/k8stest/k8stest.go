@@ -43,6 +43,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/modelship/modelship/internal/kubepki"
 )
 
 // SkipEnv names the environment variable that skips cluster tests.
@@ -74,7 +76,7 @@ type Cluster struct {
 	Config *rest.Config
 	Client kubernetes.Interface
 
-	ca    *ca
+	ca    *kubepki.CA
 	procs []*proc
 	once  sync.Once
 }
@@ -286,16 +288,16 @@ func StartCluster(ctx context.Context, bin string) (_ *Cluster, err error) {
 // keys, the static token file and the admin kubeconfig.
 func (c *Cluster) writeCredentials() error {
 	var err error
-	if c.ca, err = newCA(); err != nil {
+	if c.ca, err = kubepki.NewCA("modelship-k8stest-ca", 7*24*time.Hour); err != nil {
 		return err
 	}
-	crt, key, err := c.ca.issue("kube-apiserver", nil, true,
+	crt, key, err := c.ca.Issue("kube-apiserver", nil, true,
 		[]net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP("10.0.0.1")},
 		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"})
 	if err != nil {
 		return err
 	}
-	saKey, saPub, err := serviceAccountKey()
+	saKey, saPub, err := kubepki.ServiceAccountKey()
 	if err != nil {
 		return err
 	}
@@ -304,9 +306,9 @@ func (c *Cluster) writeCredentials() error {
 		return fmt.Errorf("generating the admin token: %w", err)
 	}
 	c.AdminToken = hex.EncodeToString(tok)
-	c.CAPEM = c.ca.certPEM
+	c.CAPEM = c.ca.CertPEM
 	files := map[string][]byte{
-		"ca.crt":        c.ca.certPEM,
+		"ca.crt":        c.ca.CertPEM,
 		"apiserver.crt": crt,
 		"apiserver.key": key,
 		"sa.key":        saKey,
@@ -339,7 +341,7 @@ func kubeconfig(server string, caPEM []byte, auth *clientcmdapi.AuthInfo) ([]byt
 // groups) with a client certificate signed by the cluster CA. Such a user
 // may do nothing until RBAC grants it something.
 func (c *Cluster) UserKubeconfig(user string, groups ...string) ([]byte, error) {
-	crt, key, err := c.ca.issue(user, groups, false, nil, nil)
+	crt, key, err := c.ca.Issue(user, groups, false, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,7 @@
-package k8snode
+// Package kubepki makes the certificates and keys of the test clusters
+// (internal/k8stest, internal/k8snode): a certificate authority that signs
+// serving and client certificates, and the service-account signing key.
+package kubepki
 
 import (
 	"crypto"
@@ -15,24 +18,29 @@ import (
 	"time"
 )
 
-// authority is the node's certificate authority: it signs every serving and
-// client certificate (API server, kubelet, the components' identities).
-type authority struct {
-	cert    *x509.Certificate
-	key     crypto.Signer
-	certPEM []byte
+// CA is a cluster's certificate authority: it signs the serving
+// certificates and the client certificates (the API server trusts it as
+// --client-ca-file).
+type CA struct {
+	// CertPEM is the authority's certificate.
+	CertPEM  []byte
+	cert     *x509.Certificate
+	key      crypto.Signer
+	validity time.Duration
 }
 
-func newAuthority() (*authority, error) {
+// NewCA returns a new authority named name whose certificates are valid for
+// validity.
+func NewCA(name string, validity time.Duration) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating CA key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "modelship-k8snode-ca"},
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(30 * 24 * time.Hour),
+		NotAfter:              time.Now().Add(validity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -45,12 +53,13 @@ func newAuthority() (*authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing CA: %w", err)
 	}
-	return &authority{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return &CA{validity: validity, cert: cert, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-// issue returns a PEM certificate and key. A server certificate covers ips
-// and dns; a client certificate names a user (CN) and its groups (O).
-func (a *authority) issue(cn string, orgs []string, server bool, ips []net.IP, dns []string) (certPEM, keyPEM []byte, err error) {
+// Issue returns a PEM certificate and key signed by the CA. A server
+// certificate covers ips and dns; a client certificate carries the user name
+// (CN) and groups (O) the API server authenticates.
+func (c *CA) Issue(cn string, orgs []string, server bool, ips []net.IP, dns []string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating key for %s: %w", cn, err)
@@ -63,13 +72,13 @@ func (a *authority) issue(cn string, orgs []string, server bool, ips []net.IP, d
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: cn, Organization: orgs},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(30 * 24 * time.Hour),
+		NotAfter:     time.Now().Add(c.validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 		IPAddresses:  ips,
 		DNSNames:     dns,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, key.Public(), a.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, key.Public(), c.key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signing certificate for %s: %w", cn, err)
 	}
@@ -81,8 +90,10 @@ func (a *authority) issue(cn string, orgs []string, server bool, ips []net.IP, d
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// serviceAccountKey returns an RSA key pair for service-account tokens.
-func serviceAccountKey() (privPEM, pubPEM []byte, err error) {
+// ServiceAccountKey returns an RSA key pair in PEM for signing
+// service-account tokens (private: API server and controller manager;
+// public: API server verification).
+func ServiceAccountKey() (privPEM, pubPEM []byte, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating service-account key: %w", err)
