@@ -728,7 +728,11 @@ func (d *Driver) startProcess(dep *deployment, r *replica) error {
 		r.log.restartInit()
 		r.log.line(fmt.Sprintf("--- restart %d (previous: %s) ---", r.restarts, r.lastExit))
 	}
-	go r.log.consume(pr)
+	consumed := make(chan struct{})
+	go func() {
+		r.log.consume(pr)
+		close(consumed)
+	}()
 	r.cmd, r.pid = cmd, cmd.Process.Pid
 	r.url = "http://127.0.0.1:" + strconv.Itoa(port)
 	r.startedAt = time.Now()
@@ -740,6 +744,13 @@ func (d *Driver) startProcess(dep *deployment, r *replica) error {
 	r.exited = exited
 	go func() {
 		err := cmd.Wait()
+		// Read what the replica wrote last (a crash's traceback) before
+		// reporting the exit; a leftover child holding the pipe open gets
+		// a second.
+		select {
+		case <-consumed:
+		case <-time.After(time.Second):
+		}
 		pr.Close()
 		d.mu.Lock()
 		if r.cmd == cmd {

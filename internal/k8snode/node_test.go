@@ -190,6 +190,11 @@ func TestNode(t *testing.T) {
 	// released: another test binary may be waiting to start its node).
 	st := *n.st
 	downStart := time.Now()
+	// ip_forward as the node found it when it started (under the host
+	// lock: a node of another test binary may have been up before).
+	if v, ok := st.Sysctls["net/ipv4/ip_forward"]; ok {
+		ipForward = v
+	}
 	if err := n.stop(func() { checkNothingLeft(t, n, &st, ipForward) }); err != nil {
 		t.Fatalf("teardown: %v", err)
 	}
