@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -82,6 +84,9 @@ func (c *Controller) AttachKubernetes(ctx context.Context, ws string, req *model
 	warnings, err := c.cfg.Attach(ctx, ct, []byte(req.Kubeconfig))
 	if err != nil {
 		return nil, nil, err
+	}
+	if loopbackURL(c.cfg.AdvertiseURL) {
+		warnings = append(warnings, fmt.Sprintf("replicas on this target download their files from %s, a loopback address pods cannot reach: restart the server with --advertise-url http://<address the pods reach>:<port> (and --listen on it)", c.cfg.AdvertiseURL))
 	}
 	all, err := c.store().ListComputeTargets(ctx, "")
 	if err != nil {
@@ -193,6 +198,20 @@ func clusterError(what string, err error) error {
 		return err
 	}
 	return modelship.Errorf(modelship.EUNAVAILABLE, "%s: %v", what, err)
+}
+
+// loopbackURL reports whether u's host is a loopback address or localhost.
+func loopbackURL(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := pu.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // waitOp starts an operation and waits for it to end.

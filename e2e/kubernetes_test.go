@@ -45,8 +45,17 @@ func TestKubernetesTarget(t *testing.T) {
 	s.fails(t, "front-end service type \"Ingress\" is invalid", "computetarget", "attach", "kubernetes", "-n", "kube1", "--kubeconfig", kc, "--frontend-service", "Ingress")
 
 	start := time.Now()
-	ct := decode[modelship.ComputeTarget](t, s.ok(t, "computetarget", "attach", "kubernetes", "-n", "kube1", "--kubeconfig", kc, "--namespace", ns,
-		"--image", "registry.example/modelship:e2e", "-o", "json"))
+	r := s.cli(t, "computetarget", "attach", "kubernetes", "-n", "kube1", "--kubeconfig", kc, "--namespace", ns,
+		"--image", "registry.example/modelship:e2e", "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("attach: %s", r.stderr)
+	}
+	// The server listens on loopback here: the user is told pods cannot
+	// reach it.
+	if !strings.Contains(r.stderr, "warning:") || !strings.Contains(r.stderr, "--advertise-url") {
+		t.Errorf("attach did not warn about the loopback advertise URL: %s", r.stderr)
+	}
+	ct := decode[modelship.ComputeTarget](t, r.stdout)
 	t.Logf("attach: %s", time.Since(start).Round(time.Millisecond))
 	k := ct.Kubernetes
 	if ct.Type != modelship.TargetKubernetes || k == nil || k.Namespace != ns || k.ClusterID == "" || k.Image != "registry.example/modelship:e2e" ||
