@@ -339,7 +339,6 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service, ct *mo
 			fmt.Fprintf(mh, "%s %s\n", mv.ID(), mv.SHA256)
 		}
 		fmt.Fprintf(mh, "source %s\n", svc.Inference.SourceDigest)
-		env["MODELSHIP_FETCH_URL"] = c.cfg.AdvertiseURL
 		env["MODELSHIP_FETCH_DEPLOYMENT"] = svc.Workspace + "/" + svc.Name
 		env["MODELSHIP_FETCH_DIR"] = "/tmp/modelship-files"
 		env["MODELSHIP_FETCH_SHA256"] = hex.EncodeToString(mh.Sum(nil))[:16]
@@ -347,7 +346,9 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service, ct *mo
 		if err != nil {
 			return nil, fmt.Errorf("issuing the fetch token: %w", err)
 		}
-		secretEnv = map[string]string{"MODELSHIP_FETCH_TOKEN": fa.Token}
+		// The URL goes with the token: a server that comes back on another
+		// address reaches new pods without rolling the running ones.
+		secretEnv = map[string]string{"MODELSHIP_FETCH_TOKEN": fa.Token, "MODELSHIP_FETCH_URL": c.cfg.AdvertiseURL}
 	} else {
 		lh := sha256.New()
 		for _, mv := range models {

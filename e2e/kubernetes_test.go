@@ -112,7 +112,7 @@ func TestKubernetesTarget(t *testing.T) {
 	for _, e := range ctr.Env {
 		env[e.Name] = e.Value
 	}
-	if env["MODELSHIP_FETCH_URL"] != s.url || env["MODELSHIP_FETCH_DEPLOYMENT"] != "default/ksvc" || env["AZUREML_MODEL_DIR"] != "" || ctr.Image != "registry.example/modelship:e2e" {
+	if env["MODELSHIP_FETCH_DEPLOYMENT"] != "default/ksvc" || env["MODELSHIP_FETCH_TOKEN"] != "" || env["AZUREML_MODEL_DIR"] != "" || ctr.Image != "registry.example/modelship:e2e" {
 		t.Errorf("container env %v image %s", env, ctr.Image)
 	}
 	if len(ctr.EnvFrom) != 1 || ctr.EnvFrom[0].SecretRef == nil {
@@ -124,6 +124,9 @@ func TestKubernetesTarget(t *testing.T) {
 	}
 	for k, v := range sec.Data {
 		env[k] = string(v)
+	}
+	if env["MODELSHIP_FETCH_URL"] != s.url || env["MODELSHIP_FETCH_TOKEN"] == "" {
+		t.Errorf("secret env: url %q, token %q", env["MODELSHIP_FETCH_URL"], env["MODELSHIP_FETCH_TOKEN"])
 	}
 	routes := routesSecret(t, c, ns)
 	if len(routes.Routes) != 1 || routes.Routes[0].Name != "ksvc" || len(routes.Routes[0].KeyHashes) != 2 ||

@@ -161,7 +161,7 @@ TXT
   printf '\n## Kubernetes target on a real API server with KWOK nodes (issue 6)\n'
   section kubernetes "attach, deploy (2 replicas) to Healthy, update to Healthy, delete, detach (each a CLI call against the server)" \
     "MODELSHIP_BENCH=1 go test -count=1 -run '^\$' -bench KubernetesTarget -benchtime 1x ./e2e"
-  awk '/BenchmarkKubernetesTarget/ {
+  awk '/^BenchmarkKubernetesTarget/ {
       for (i = 1; i < NF; i++) v[$(i+1)] = $i
       acc = v["deploy-accepted-ms"]; h = v["deploy-healthy-ms"]
       printf "\n| issue 6 target | measured | verdict |\n|---|---|---|\n"
@@ -172,7 +172,7 @@ TXT
   printf '\n## Kubernetes on a real single-node cluster (issue 8; needs root)\n'
   section realnode "node up, deploy -> Healthy (ONNX, 2 real pods), in-cluster front end vs a direct pod call, rolling update under light load" \
     "MODELSHIP_BENCH=1 go test -count=1 -run '^\$' -bench RealNode -benchtime 1x ./e2e"
-  awk '/BenchmarkRealNode/ {
+  awk '/^BenchmarkRealNode/ {
       for (i = 1; i < NF; i++) v[$(i+1)] = $i
       h = v["deploy-healthy-s"]; r = v["rolling-update-s"]; f = v["update-failed"]
       printf "\n| issue 8 | measured | verdict |\n|---|---|---|\n"

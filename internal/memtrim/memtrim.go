@@ -6,10 +6,17 @@
 // package's initialization at start, and each first touch of the binary's
 // code and read-only data maps a window of pages around it (the kernel's
 // fault-around), so a process that will never use the Kubernetes client
-// still starts with tens of MB of the executable resident. Those pages are
-// clean and file-backed: ReleaseExecutablePages asks the kernel to reclaim
-// them (madvise MADV_PAGEOUT, a hint that never changes memory contents);
-// what the process really uses faults back in on first use.
+// still starts with tens of MB of the executable resident.
+//
+// ReleaseExecutablePages drops those pages from the process's page tables
+// with madvise(MADV_DONTNEED). That is safe only for pages identical to the
+// file: on a private file mapping MADV_DONTNEED discards private copies, so
+// it is applied only to read-only mappings of the executable without any
+// anonymous (copied-on-write, e.g. relocated) page. The pages stay in the
+// page cache, shared with the other processes running the binary; what this
+// process really uses faults back in (a minor fault) on first use.
+// (MADV_PAGEOUT would not do: the kernel skips pages other processes map,
+// and the server and its replicas all map the same binary.)
 package memtrim
 
 import (
@@ -23,10 +30,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReleaseExecutablePages advises the kernel to reclaim the resident pages
-// of the process's own executable mappings that are not writable. It
-// returns how many bytes of address space it advised. On kernels without
-// MADV_PAGEOUT (before Linux 5.4) it does nothing and returns the error.
+// mapping is one line of /proc/self/smaps with the fields used here.
+type mapping struct {
+	start, end uintptr
+	perms      string
+	path       string
+	anonKB     int
+}
+
+// ReleaseExecutablePages drops the resident pages of the process's
+// read-only, unmodified mappings of its own executable. It returns how many
+// bytes of address space it released.
 func ReleaseExecutablePages() (int64, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -35,40 +49,55 @@ func ReleaseExecutablePages() (int64, error) {
 	if r, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = r
 	}
-	f, err := os.Open("/proc/self/maps")
+	maps, err := readSmaps()
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	var advised int64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// address perms offset dev inode pathname
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[5] != exe || strings.Contains(fields[1], "w") {
+	var released int64
+	for _, m := range maps {
+		if m.path != exe || strings.Contains(m.perms, "w") || m.anonKB != 0 || m.end <= m.start {
 			continue
 		}
-		lo, hi, ok := strings.Cut(fields[0], "-")
-		if !ok {
-			continue
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED); errno != 0 {
+			err := error(errno)
+			return released, fmt.Errorf("madvise %x-%x: %w", m.start, m.end, err)
 		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		if err := madvise(uintptr(start), uintptr(end-start)); err != nil {
-			return advised, fmt.Errorf("madvise %s: %w", fields[0], err)
-		}
-		advised += int64(end - start)
+		released += int64(m.end - m.start)
 	}
-	return advised, sc.Err()
+	return released, nil
 }
 
-func madvise(addr, length uintptr) error {
-	_, _, errno := unix.Syscall(unix.SYS_MADVISE, addr, length, unix.MADV_PAGEOUT)
-	if errno != 0 {
-		return errno
+// readSmaps parses /proc/self/smaps.
+func readSmaps() ([]mapping, error) {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	defer f.Close()
+	var out []mapping
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if lo, hi, ok := strings.Cut(fields[0], "-"); ok && len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") {
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			m := mapping{start: uintptr(start), end: uintptr(end), perms: fields[1]}
+			if len(fields) >= 6 {
+				m.path = fields[5]
+			}
+			out = append(out, m)
+			continue
+		}
+		if fields[0] == "Anonymous:" && len(out) > 0 && len(fields) >= 2 {
+			out[len(out)-1].anonKB, _ = strconv.Atoi(fields[1])
+		}
+	}
+	return out, sc.Err()
 }

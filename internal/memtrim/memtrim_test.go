@@ -51,7 +51,7 @@ func TestReleaseExecutablePages(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := exeRSS(t)
-	t.Logf("advised %d MB; executable resident %d KB -> %d KB", n>>20, before, after)
+	t.Logf("released %d MB; executable resident %d KB -> %d KB", n>>20, before, after)
 	if n == 0 || before == 0 {
 		t.Fatalf("nothing advised (%d bytes) or nothing resident (%d KB)", n, before)
 	}
