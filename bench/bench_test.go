@@ -268,7 +268,9 @@ func TestBench(t *testing.T) {
 		mustOK(t, directInfer)
 		mustOK(t, directOnnxScore)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Idle: 3 s without traffic (a replica gives back its start-up-only
+	// pages 2 s after its runtime is ready, see internal/memtrim).
+	time.Sleep(3 * time.Second)
 	rep.onnxReplicaIdleMiB = rssMiB(onnxRep.pid())
 
 	noopBody := filepath.Join(dir, "noop.json")

@@ -4,9 +4,12 @@ import (
 	"context"
 	"runtime/debug"
 	"time"
+
+	"github.com/modelship/modelship/internal/memtrim"
 )
 
-// ReleaseMemoryWhenIdle returns freed heap memory to the operating system
+// ReleaseMemoryWhenIdle returns freed heap memory to the operating system,
+// and drops the executable's pages the traffic faulted in (internal/memtrim),
 // once a replica has been idle (no request active or queued) for idleFor
 // after serving traffic, so an idle replica's resident memory goes back
 // down instead of staying at its peak. It samples busy every second and
@@ -31,6 +34,7 @@ func ReleaseMemoryWhenIdle(ctx context.Context, busy func() (active, queued int)
 			}
 			if dirty && now.Sub(idleSince) >= idleFor {
 				debug.FreeOSMemory()
+				memtrim.ReleaseExecutablePages()
 				dirty = false
 			}
 		}
