@@ -244,10 +244,12 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 	n = &Node{Dir: dir, Name: NodeName, IP: NodeIP, ContainerdSocket: containerdSocket(dir), lock: lock,
 		Server: "https://" + net.JoinHostPort(NodeIP, strconv.Itoa(APIServerPort))}
 	n.st = &state{Dir: dir, PIDs: map[string]int{}, KeepLogs: opts.KeepLogs}
+	// The error returns below set n to nil: the clean-up keeps its own.
+	node := n
 	defer func() {
 		if err != nil {
-			tails := n.logTails()
-			if derr := teardown(n.st, logf); derr != nil {
+			tails := node.logTails()
+			if derr := teardown(node.st, logf); derr != nil {
 				err = fmt.Errorf("%w (and teardown: %v)", err, derr)
 			}
 			err = fmt.Errorf("%w%s", err, tails)
