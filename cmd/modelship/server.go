@@ -321,6 +321,10 @@ func (s *Server) open(ctx context.Context) error {
 	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, "server.json"), info, 0o600); err != nil {
 		return err
 	}
+	// Resolve what replicas inherit (the default Python is found by
+	// starting interpreters, a few hundred ms) now, in the background,
+	// rather than in the first deploy.
+	go replicaEnv()
 	releaseStartupPages(s.log)
 	return nil
 }
