@@ -29,9 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -452,33 +450,7 @@ func (n *Node) loadClient() error {
 
 // waitAPIServer waits for /readyz.
 func (n *Node) waitAPIServer(ctx context.Context) error {
-	rt, err := rest.TransportFor(n.Config)
-	if err != nil {
-		return err
-	}
-	hc := &http.Client{Transport: rt, Timeout: 2 * time.Second}
-	defer hc.CloseIdleConnections()
-	var last string
-	for {
-		if err := n.exited(); err != nil {
-			return err
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.Server+"/readyz", nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, tail(string(body), 300))
-		} else {
-			last = err.Error()
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("waiting for kube-apiserver /readyz: %w (last: %s)", err, last)
-		}
-	}
+	return k8stest.WaitAPIServer(ctx, n.Config, n.exited)
 }
 
 // waitContainerd waits for containerd's socket to answer.

@@ -432,7 +432,14 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	if err := c.ensureKubeconfig(); err != nil {
 		return err
 	}
-	rt, err := rest.TransportFor(c.Config)
+	return WaitAPIServer(ctx, c.Config, c.exited)
+}
+
+// WaitAPIServer polls the API server of cfg until /readyz answers 200 (every
+// 100 ms, bounded by ctx), failing early when exited reports that a
+// component of the cluster stopped.
+func WaitAPIServer(ctx context.Context, cfg *rest.Config, exited func() error) error {
+	rt, err := rest.TransportFor(cfg)
 	if err != nil {
 		return fmt.Errorf("building admin transport: %w", err)
 	}
@@ -440,10 +447,10 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	defer hc.CloseIdleConnections()
 	var last string
 	for {
-		if err := c.exited(); err != nil {
+		if err := exited(); err != nil {
 			return err
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.Host, "/")+"/readyz", nil)
 		resp, err := hc.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
