@@ -230,7 +230,7 @@ func TestBench(t *testing.T) {
 	openFor := envDuration("MODELSHIP_BENCH_OPEN", 3*time.Second)
 	const perReplica = 2
 	rep.settings = fmt.Sprintf("closed loop: %d clients (keep-alive), %d interleaved rounds of %v per target; open loop: vegeta, %v per run; %d-core machine; "+
-		"replicas with maxConcurrentRequestsPerContainer %d (direct: `serve-model --workers %d --max-concurrency %d`)",
+		"replicas with maxConcurrentRequestsPerContainer %d and cpu 0.1 (direct: `GOMAXPROCS=1 serve-model --workers %d --max-concurrency %d`, as the server starts them)",
 		workers, rounds, slice, openFor, runtimeCPUs(), perReplica, perReplica, perReplica)
 
 	// Models and scripts.
@@ -250,12 +250,14 @@ func TestBench(t *testing.T) {
 
 	// (1) the ceiling and (2) the replicas directly: serve-model children with
 	// the settings the server gives a replica of maxConcurrentRequestsPerContainer
-	// perReplica (that many Python workers, that many ONNX inferences at once).
+	// perReplica (that many Python workers, that many ONNX inferences at once)
+	// and the CPU of the deployments below (cpu 0.1: GOMAXPROCS=1).
 	onnxPort, pyPort := freePort(t), freePort(t)
+	replicaEnv := []string{"GOMAXPROCS=1"}
 	onnxRep := startProc(t, "serve-model (onnx)", binPath, []string{"serve-model", "--model-dir", filepath.Dir(mlp),
-		"--model-name", "mlp", "--model-version", "1", "--runtime", "onnx", "--max-concurrency", strconv.Itoa(perReplica), "--port", strconv.Itoa(onnxPort)}, nil)
+		"--model-name", "mlp", "--model-version", "1", "--runtime", "onnx", "--max-concurrency", strconv.Itoa(perReplica), "--port", strconv.Itoa(onnxPort)}, replicaEnv)
 	pyRep := startProc(t, "serve-model (score.py)", binPath, []string{"serve-model", "--entry-script", "score.py",
-		"--source-dir", filepath.Join(dir, "trivial", "src"), "--python", python, "--workers", strconv.Itoa(perReplica), "--port", strconv.Itoa(pyPort)}, nil)
+		"--source-dir", filepath.Join(dir, "trivial", "src"), "--python", python, "--workers", strconv.Itoa(perReplica), "--port", strconv.Itoa(pyPort)}, replicaEnv)
 	onnxURL := fmt.Sprintf("http://127.0.0.1:%d", onnxPort)
 	pyURL := fmt.Sprintf("http://127.0.0.1:%d", pyPort)
 	waitHealthy(t, onnxRep, onnxURL+"/v2/health/ready", 30*time.Second)

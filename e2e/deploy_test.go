@@ -39,7 +39,7 @@ func project(t *testing.T, dir, score, dc string) {
 
 const sumScore = `import json, os, time
 def init():
-    print("init done; model dir", os.environ.get("AZUREML_MODEL_DIR"))
+    print("init done; model dir", os.environ.get("AZUREML_MODEL_DIR"), "GOMAXPROCS", os.environ.get("GOMAXPROCS"))
 def run(raw):
     body = json.loads(raw)
     if body.get("fail"):
@@ -164,6 +164,10 @@ func TestDeployScoreKeysAndLogs(t *testing.T) {
 	logs := s.ok(t, "service", "get-logs", "mysvc")
 	if !strings.Contains(logs, "init done") || !strings.Contains(logs, "boom") {
 		t.Fatalf("logs lack init output or the run() traceback:\n%s", logs)
+	}
+	// cpu 0.1: the replica's Go side runs on one thread (replicaProcs).
+	if !strings.Contains(logs, "GOMAXPROCS 1") {
+		t.Errorf("a replica with cpu 0.1 did not get GOMAXPROCS=1:\n%s", logs)
 	}
 	if initLogs := s.ok(t, "service", "get-logs", "mysvc", "--init", "--replica", "0"); !strings.Contains(initLogs, "init done") {
 		t.Fatalf("init logs:\n%s", initLogs)

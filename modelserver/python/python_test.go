@@ -827,3 +827,30 @@ def run(data):
 		t.Errorf("err %v", err)
 	}
 }
+
+// A program score.py starts in a session of its own survives the kill of a
+// timed-out worker; it must not hold the protocol pipes open, or the
+// timeout would wait for it.
+func TestTimeoutWithEscapedChild(t *testing.T) {
+	r, _ := start(t, Config{EntryScript: "escape.py", SourceDir: testdata(t)})
+	const marker = "27.123" // the escaped sleep's argument, to find and stop it
+	t.Cleanup(func() { exec.Command("pkill", "-f", "sleep "+marker).Run() })
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		_, err := r.Score(ctx, &modelserver.ScoreRequest{RequestID: "e", Method: "POST", Body: []byte(marker)})
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, modelserver.ErrScoringTimeout) {
+			t.Fatalf("err %v, want ErrScoringTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timeout did not return while a program started by score.py was still running")
+	}
+	if out, err := exec.Command("pgrep", "-f", "sleep "+marker).Output(); err != nil || len(out) == 0 {
+		t.Fatalf("the escaped program is not running (pgrep: %v): the test proves nothing", err)
+	}
+}

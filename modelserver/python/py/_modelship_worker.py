@@ -372,6 +372,11 @@ def _setup_paths():
 
 
 def main():
+    # Programs score.py starts (os.system, fork+exec) must not hold the
+    # protocol pipes: a pipe end held open elsewhere would keep Go waiting
+    # for an answer after this worker was killed.
+    os.set_inheritable(3, False)
+    os.set_inheritable(4, False)
     sys.stdout = _PrefixWriter(sys.stdout)
     sys.stderr = _PrefixWriter(sys.stderr)
     _setup_paths()
