@@ -29,6 +29,7 @@ const (
 	python        = "/usr/bin/python3"
 	noopBodyEnv   = "MODELSHIP_BENCH_NOOP_BODY"
 	noopListenEnv = "MODELSHIP_BENCH_NOOP_LISTEN"
+	relayToEnv    = "MODELSHIP_BENCH_RELAY_TO"
 )
 
 var binPath string
@@ -36,6 +37,9 @@ var binPath string
 func TestMain(m *testing.M) {
 	if body := os.Getenv(noopBodyEnv); body != "" {
 		os.Exit(serveNoop(body, os.Getenv(noopListenEnv)))
+	}
+	if to := os.Getenv(relayToEnv); to != "" {
+		os.Exit(serveRelay(os.Getenv(noopListenEnv), to))
 	}
 	if os.Getenv("MODELSHIP_BENCH") != "1" {
 		os.Exit(m.Run()) // the tests skip themselves
@@ -88,6 +92,36 @@ func serveNoop(bodyFile, addr string) int {
 	}))
 	fmt.Fprintln(os.Stderr, err)
 	return 1
+}
+
+// serveRelay copies bytes between each client connection and a connection
+// of its own to the address to, both ways, and nothing else: no HTTP, no
+// routing, no auth. It is the floor under any proxy that runs as a process
+// of its own on this machine (the gateway is one): what one more loopback
+// hop and one more process waking up per request cost here.
+func serveRelay(addr, to string) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go func() {
+			defer c.Close()
+			u, err := net.Dial("tcp", to)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			go io.Copy(u, c)
+			io.Copy(c, u)
+		}()
+	}
 }
 
 func needBench(t *testing.T) {
@@ -283,6 +317,13 @@ func TestBench(t *testing.T) {
 	noopT := Target{Name: "no-op Go handler (ceiling)", URL: "http://" + noopAddr + "/v2/models/mlp/infer", Body: oipBody, Header: jsonHdr}
 	waitHealthy(t, noop, "http://"+noopAddr+"/", 10*time.Second)
 
+	// The byte relay in front of the ONNX replica: the floor of a proxy
+	// process on this machine (serveRelay).
+	relayAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	relay := startProc(t, "byte relay", self, []string{"-test.run=^$"}, []string{relayToEnv + "=" + fmt.Sprintf("127.0.0.1:%d", onnxPort), noopListenEnv + "=" + relayAddr})
+	relayT := Target{Name: "onnx /score, byte relay", URL: "http://" + relayAddr + "/score", Body: scoreMLP, Header: jsonHdr}
+	waitHealthy(t, relay, "http://"+relayAddr+"/", 10*time.Second)
+
 	// (3) the real server, key auth on.
 	s := startServer(t, binPath)
 	// Idle: 3 s after start (the server gives back its start-up-only
@@ -352,7 +393,7 @@ func TestBench(t *testing.T) {
 		replica    *proc // serving direct
 	}
 	pairs := []pair{{directPy, gwPy, pyRep}}
-	targets := []Target{noopT, directInfer, directOnnxScore, directPy, gwPy}
+	targets := []Target{noopT, directInfer, directOnnxScore, relayT, directPy, gwPy}
 	if onnxErr == nil {
 		gwOnnx := Target{Name: "onnx /score, gateway", URL: gwURL("onnx-svc"), Body: scoreMLP, Header: key("onnx-svc")}
 		pairs = append([]pair{{directOnnxScore, gwOnnx, onnxRep}}, pairs...)
@@ -414,6 +455,9 @@ func TestBench(t *testing.T) {
 		t.Logf("closed  %-28s %d clients: direct %v; gateway %v", p.direct.Name, perReplica, cmp.directEq, cmp.gatewayEq)
 		cmp.dOpen = openRun(p.direct, rate)
 		cmp.gOpen = openRun(p.gw, rate)
+		if p.direct.Name == directOnnxScore.Name {
+			cmp.relay, cmp.relayOpen = closed[relayT.Name], openRun(relayT, rate)
+		}
 		if gr := half(gClosed); gr < rate {
 			cmp.lowRate = gr
 			cmp.dLow = openRun(p.direct, gr)
