@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -509,6 +510,10 @@ func tainted(n *corev1.Node) bool {
 	return false
 }
 
+// exitStatus holds how the components this process started ended (pid ->
+// the Wait error, e.g. "signal: killed"), for exited's message.
+var exitStatus sync.Map
+
 // exited returns an error when a component has exited.
 func (n *Node) exited() error {
 	for _, name := range components {
@@ -517,7 +522,11 @@ func (n *Node) exited() error {
 			continue
 		}
 		if !ours(pid, n.Dir) {
-			return fmt.Errorf("%s (pid %d) exited; see %s", name, pid, filepath.Join(n.Dir, "logs", name+".log"))
+			how := ""
+			if st, ok := exitStatus.Load(pid); ok {
+				how = " (" + st.(string) + ")"
+			}
+			return fmt.Errorf("%s (pid %d) exited%s; see %s", name, pid, how, filepath.Join(n.Dir, "logs", name+".log"))
 		}
 	}
 	return nil
@@ -642,8 +651,9 @@ func (sp *spawner) spawn(name, path string, args ...string) error {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	sp.st.PIDs[name] = cmd.Process.Pid
-	// Reap it when it exits (in this process); alive() then sees it gone.
-	go func() { _ = cmd.Wait() }()
+	// Reap it when it exits (in this process); alive() then sees it gone,
+	// and exited() reports how it ended.
+	go func() { exitStatus.Store(cmd.Process.Pid, fmt.Sprint(cmd.Wait())) }()
 	return saveState(sp.st)
 }
 
