@@ -307,7 +307,7 @@ func TestBench(t *testing.T) {
 	// Idle: 3 s without traffic (a replica gives back its start-up-only
 	// pages 2 s after its runtime is ready, see internal/memtrim).
 	time.Sleep(3 * time.Second)
-	rep.onnxReplicaIdleMiB = rssMiB(onnxRep.pid())
+	rep.onnxReplicaIdleMiB, rep.onnxReplicaIdleParts = rssMiB(onnxRep.pid()), rssParts(onnxRep.pid())
 
 	noopBody := filepath.Join(dir, "noop.json")
 	writeFile(t, noopBody, string(answer))
@@ -495,7 +495,7 @@ func TestBench(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	rep.serverIdleCPU = float64(cpuTime(s.pid())-c0) / float64(3*time.Second)
 	rep.serverEndMiB = rssMiB(s.pid())
-	rep.onnxReplicaEndMiB = rssMiB(onnxRep.pid())
+	rep.onnxReplicaEndMiB, rep.onnxReplicaEndParts = rssMiB(onnxRep.pid()), rssParts(onnxRep.pid())
 }
 
 func merge(a, b Result) Result {

@@ -117,13 +117,22 @@ func waitHealthy(t testing.TB, p *proc, url string, timeout time.Duration) {
 }
 
 // rssMiB is a process's resident set in MiB (VmRSS), 0 if unknown.
-func rssMiB(pid int) float64 {
+func rssMiB(pid int) float64 { return statusMiB(pid, "VmRSS:") }
+
+// rssParts is a process's resident memory by kind: anonymous (heap,
+// stacks, C allocations) and file-backed (the binary, shared libraries).
+func rssParts(pid int) string {
+	return fmt.Sprintf("anonymous %.1f, files %.1f", statusMiB(pid, "RssAnon:"), statusMiB(pid, "RssFile:"))
+}
+
+// statusMiB reads one kB field of /proc/<pid>/status, in MiB.
+func statusMiB(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}

@@ -53,6 +53,8 @@ type report struct {
 	serverEndMiB                          float64
 	serverIdleCPU                         float64 // share of one core
 	onnxReplicaIdleMiB, onnxReplicaEndMiB float64
+	// their split into anonymous and file-backed MiB
+	onnxReplicaIdleParts, onnxReplicaEndParts string
 	// telemetryOff/On: the trivial score.py through the gateway with
 	// request telemetry and data collection off and on (issue 7).
 	telemetryOff, telemetryOn Result
@@ -164,8 +166,8 @@ func (rep *report) markdown(failed bool) string {
 		if before && !after {
 			v = "**met** after warm-up, **not met** once it has served the load"
 		}
-		p("| idle replica serving the ONNX MLP ≤ 50 MB RSS | %.1f MiB (%.1f MB) idle after warm-up; %.1f MiB (%.1f MB) idle after all the load above | %s |\n",
-			rep.onnxReplicaIdleMiB, rep.onnxReplicaIdleMiB*1.048576, rep.onnxReplicaEndMiB, rep.onnxReplicaEndMiB*1.048576, v)
+		p("| idle replica serving the ONNX MLP ≤ 50 MB RSS | %.1f MiB (%.1f MB; %s) idle after warm-up; %.1f MiB (%.1f MB; %s) idle after all the load above | %s |\n",
+			rep.onnxReplicaIdleMiB, rep.onnxReplicaIdleMiB*1.048576, rep.onnxReplicaIdleParts, rep.onnxReplicaEndMiB, rep.onnxReplicaEndMiB*1.048576, rep.onnxReplicaEndParts, v)
 	}
 	p("\n")
 
