@@ -60,17 +60,19 @@ func (s *server) hit(t *testing.T, ep, key string, n int, header map[string]stri
 				resp, err := client.Do(req)
 				if err != nil {
 					mu.Lock()
-					failed++
+					if failed++; failed == 1 {
+						t.Logf("first failed request: %v", err)
+					}
 					mu.Unlock()
 					continue
 				}
-				io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				mu.Lock()
 				if resp.StatusCode == 200 {
 					counts[resp.Header.Get("azureml-model-deployment")]++
-				} else {
-					failed++
+				} else if failed++; failed == 1 {
+					t.Logf("first failed request: %d %s", resp.StatusCode, body)
 				}
 				mu.Unlock()
 			}
@@ -105,8 +107,12 @@ func TestEndpointTrafficSplit(t *testing.T) {
 	dir := t.TempDir()
 	registerDummy(t, s, dir)
 	ic := endpointProject(t, dir, 0)
-	s.ok(t, "endpoint", "create", "-n", "fraud", "-m", "m:1", "-ic", ic, "--version-name", "blue", "--traffic-percentile", "20", "--num-replicas", "1")
-	s.ok(t, "endpoint", "version", "create", "fraud", "--version-name", "green", "-m", "m:1", "-ic", ic, "--traffic-percentile", "10", "--num-replicas", "1")
+	// 8 clients share one replica slot per version: a queue wait of 10 s
+	// (not Azure's 500 ms) keeps a busy machine's stalls from turning into
+	// 503s, which this test is not about.
+	wait := []string{"--max-request-wait-time", "10000"}
+	s.ok(t, append([]string{"endpoint", "create", "-n", "fraud", "-m", "m:1", "-ic", ic, "--version-name", "blue", "--traffic-percentile", "20", "--num-replicas", "1"}, wait...)...)
+	s.ok(t, append([]string{"endpoint", "version", "create", "fraud", "--version-name", "green", "-m", "m:1", "-ic", ic, "--traffic-percentile", "10", "--num-replicas", "1"}, wait...)...)
 	// The seed's first example: 20 (default) + 10 -> 90/10.
 	if eff := effective(t, s, "fraud"); eff["blue"] != 90 || eff["green"] != 10 {
 		t.Fatalf("effective traffic = %v, want blue 90, green 10", eff)
@@ -129,7 +135,7 @@ func TestEndpointTrafficSplit(t *testing.T) {
 	}
 	checkShares(t, counts, n, map[string]float64{"blue": 20, "green": 80})
 	// A third: red takes 30, the unallocated 10 goes to green (default).
-	s.ok(t, "endpoint", "version", "create", "fraud", "--version-name", "red", "-m", "m:1", "-ic", ic, "--traffic-percentile", "30", "--num-replicas", "1")
+	s.ok(t, append([]string{"endpoint", "version", "create", "fraud", "--version-name", "red", "-m", "m:1", "-ic", ic, "--traffic-percentile", "30", "--num-replicas", "1"}, wait...)...)
 	counts, failed = s.hit(t, "fraud", key, n, nil)
 	if failed != 0 {
 		t.Fatalf("%d failed requests", failed)
