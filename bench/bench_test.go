@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,6 +33,7 @@ const (
 	noopBodyEnv   = "MODELSHIP_BENCH_NOOP_BODY"
 	noopListenEnv = "MODELSHIP_BENCH_NOOP_LISTEN"
 	relayToEnv    = "MODELSHIP_BENCH_RELAY_TO"
+	pyFloorEnv    = "MODELSHIP_BENCH_PYFLOOR_WORKERS"
 )
 
 var binPath string
@@ -40,6 +44,9 @@ func TestMain(m *testing.M) {
 	}
 	if to := os.Getenv(relayToEnv); to != "" {
 		os.Exit(serveRelay(os.Getenv(noopListenEnv), to))
+	}
+	if n := os.Getenv(pyFloorEnv); n != "" {
+		os.Exit(servePyFloor(os.Getenv(noopListenEnv), n))
 	}
 	if os.Getenv("MODELSHIP_BENCH") != "1" {
 		os.Exit(m.Run()) // the tests skip themselves
@@ -122,6 +129,94 @@ func serveRelay(addr, to string) int {
 			io.Copy(c, u)
 		}()
 	}
+}
+
+// pyFloorScript is the least a Python process can do per request: read a
+// frame (8-byte header: meta and body lengths) from fd 3 and answer a
+// fixed one on fd 4, as the score.py runtime's protocol does.
+const pyFloorScript = `
+import os, struct
+r = os.fdopen(3, "rb", buffering=65536)
+H = struct.Struct("<II")
+body = b'{"result": [0.5]}'
+reply = H.pack(0, len(body)) + body
+while True:
+    h = r.read(8)
+    if len(h) < 8:
+        break
+    ml, bl = H.unpack(h)
+    r.read(ml + bl)
+    os.write(4, reply)
+`
+
+// servePyFloor is the floor under the score.py replica: a net/http handler
+// that passes each request body to one of n Python processes running
+// pyFloorScript over a pair of pipes and answers what it sends back. No
+// run(), no request ids, no metrics: what HTTP plus one round trip to a
+// Python process cost on this machine.
+func servePyFloor(addr, workers string) int {
+	n, err := strconv.Atoi(workers)
+	if err != nil || n < 1 {
+		fmt.Fprintln(os.Stderr, "bad worker count", workers)
+		return 1
+	}
+	type worker struct {
+		w, r *os.File
+		buf  []byte
+	}
+	free := make(chan *worker, n)
+	for range n {
+		reqR, reqW, err1 := os.Pipe()
+		respR, respW, err2 := os.Pipe()
+		if err := errors.Join(err1, err2); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		cmd := exec.Command(python, "-c", pyFloorScript)
+		cmd.ExtraFiles = []*os.File{reqR, respW}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		reqR.Close()
+		respW.Close()
+		free <- &worker{w: reqW, r: respR}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	err = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			io.WriteString(w, "Healthy")
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		wk := <-free
+		frame := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(wk.buf[:0], 0), uint32(len(body)))
+		frame = append(frame, body...)
+		wk.buf = frame
+		var hdr [8]byte
+		_, err := wk.w.Write(frame)
+		if err == nil {
+			_, err = io.ReadFull(wk.r, hdr[:])
+		}
+		out := make([]byte, binary.LittleEndian.Uint32(hdr[:4])+binary.LittleEndian.Uint32(hdr[4:]))
+		if err == nil {
+			_, err = io.ReadFull(wk.r, out)
+		}
+		free <- wk
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(out)
+	}))
+	fmt.Fprintln(os.Stderr, err)
+	return 1
 }
 
 func needBench(t *testing.T) {
@@ -263,6 +358,7 @@ func TestBench(t *testing.T) {
 	workers := envInt("MODELSHIP_BENCH_WORKERS", 8)
 	openFor := envDuration("MODELSHIP_BENCH_OPEN", 3*time.Second)
 	const perReplica = 2
+	rep.perReplica = perReplica
 	rep.settings = fmt.Sprintf("closed loop: %d clients (keep-alive), %d interleaved rounds of %v per target; open loop: vegeta, %v per run; %d-core machine; "+
 		"replicas with maxConcurrentRequestsPerContainer %d and cpu 0.1 (direct: `GOMAXPROCS=1 serve-model --workers %d --max-concurrency %d`, as the server starts them)",
 		workers, rounds, slice, openFor, runtimeCPUs(), perReplica, perReplica, perReplica)
@@ -316,6 +412,13 @@ func TestBench(t *testing.T) {
 	noop := startProc(t, "no-op handler", self, []string{"-test.run=^$"}, []string{noopBodyEnv + "=" + noopBody, noopListenEnv + "=" + noopAddr})
 	noopT := Target{Name: "no-op Go handler (ceiling)", URL: "http://" + noopAddr + "/v2/models/mlp/infer", Body: oipBody, Header: jsonHdr}
 	waitHealthy(t, noop, "http://"+noopAddr+"/", 10*time.Second)
+
+	// The floor under the score.py replica (servePyFloor), as many Python
+	// processes as it has workers, on the replicas' GOMAXPROCS.
+	pyFloorAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pyFloor := startProc(t, "HTTP + Python pipe floor", self, []string{"-test.run=^$"}, append([]string{pyFloorEnv + "=" + strconv.Itoa(perReplica), noopListenEnv + "=" + pyFloorAddr}, replicaEnv...))
+	pyFloorT := Target{Name: "HTTP + Python pipe floor", URL: "http://" + pyFloorAddr + "/score", Body: scoreTiny, Header: jsonHdr}
+	waitHealthy(t, pyFloor, "http://"+pyFloorAddr+"/", 10*time.Second)
 
 	// The byte relay in front of the ONNX replica: the floor of a proxy
 	// process on this machine (serveRelay).
@@ -393,7 +496,7 @@ func TestBench(t *testing.T) {
 		replica    *proc // serving direct
 	}
 	pairs := []pair{{directPy, gwPy, pyRep}}
-	targets := []Target{noopT, directInfer, directOnnxScore, relayT, directPy, gwPy}
+	targets := []Target{noopT, directInfer, directOnnxScore, relayT, pyFloorT, directPy, gwPy}
 	if onnxErr == nil {
 		gwOnnx := Target{Name: "onnx /score, gateway", URL: gwURL("onnx-svc"), Body: scoreMLP, Header: key("onnx-svc")}
 		pairs = append([]pair{{directOnnxScore, gwOnnx, onnxRep}}, pairs...)
