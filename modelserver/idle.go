@@ -8,24 +8,41 @@ import (
 	"github.com/modelship/modelship/internal/memtrim"
 )
 
-// ReleaseMemoryWhenIdle returns freed heap memory to the operating system,
-// and drops the executable's pages the traffic faulted in (internal/memtrim),
-// once a replica has been idle (no request active or queued) for idleFor
-// after serving traffic, so an idle replica's resident memory goes back
-// down instead of staying at its peak. It samples busy every second and
-// stops when ctx ends.
-func ReleaseMemoryWhenIdle(ctx context.Context, busy func() (active, queued int), idleFor time.Duration) {
-	t := time.NewTicker(time.Second)
+// ReleaseMemoryWhenIdle returns freed heap memory to the operating system
+// and drops the pages of mapped files (the executable, ONNX Runtime's
+// library) that the traffic faulted in (internal/memtrim), once s has
+// answered scoring requests and then none for idleFor, so an idle
+// replica's resident memory goes back down instead of staying at its peak.
+// It checks s.Activity every second and stops when ctx ends.
+//
+// The answered count, not only the requests in flight, tells traffic from
+// idleness: an ONNX inference lasts microseconds and is almost never in
+// flight at the moment of a check.
+func ReleaseMemoryWhenIdle(ctx context.Context, s *Server, idleFor time.Duration) {
+	releaseWhenIdle(ctx, s.Activity, idleFor, time.Second, releaseMemory)
+}
+
+func releaseMemory() {
+	debug.FreeOSMemory()
+	memtrim.ReleaseFilePages()
+}
+
+// releaseWhenIdle calls release once per burst of traffic, after activity
+// has reported no request in flight and no new answer for idleFor.
+func releaseWhenIdle(ctx context.Context, activity func() (int64, uint64), idleFor, every time.Duration, release func()) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	dirty := false
 	var idleSince time.Time
+	_, last := activity()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			a, q := busy()
-			if a+q > 0 {
+			inFlight, answered := activity()
+			if inFlight > 0 || answered != last {
+				last = answered
 				dirty, idleSince = true, time.Time{}
 				continue
 			}
@@ -33,8 +50,7 @@ func ReleaseMemoryWhenIdle(ctx context.Context, busy func() (active, queued int)
 				idleSince = now
 			}
 			if dirty && now.Sub(idleSince) >= idleFor {
-				debug.FreeOSMemory()
-				memtrim.ReleaseExecutablePages()
+				release()
 				dirty = false
 			}
 		}

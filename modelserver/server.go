@@ -100,6 +100,8 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	draining atomic.Bool
+	scoring  atomic.Int64  // scoring requests in flight
+	scored   atomic.Uint64 // scoring requests answered
 	tracer   trace.Tracer // nil: tracing off
 
 	corsAny     bool
@@ -256,26 +258,40 @@ var (
 // ServeHTTP routes one request and records its metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	route := routeOf(r.URL.Path)
+	if route == routeScore || route == routeModelInfer {
+		s.scoring.Add(1)
+		defer func() {
+			s.scoring.Add(-1)
+			s.scored.Add(1)
+		}()
+	}
 	if s.cfg.OnRequest == nil {
-		route, status := s.serve(w, r, nil)
+		status := s.serve(w, r, route, nil)
 		s.metrics.observe(route, status, time.Since(start))
 		return
 	}
 	ev := &RequestEvent{Start: start, Method: r.Method, Path: r.URL.Path, Header: r.Header}
-	route, status := s.serve(w, r, ev)
+	status := s.serve(w, r, route, ev)
 	ev.Duration = time.Since(start)
 	s.metrics.observe(route, status, ev.Duration)
 	ev.Route, ev.Status = route, status
 	s.cfg.OnRequest(ev)
 }
 
-// serve handles one request and returns its route label and status. A
+// Activity reports the scoring requests (/score, OIP infer) in flight and
+// how many were answered so far; health checks, metrics and metadata
+// requests do not count.
+func (s *Server) Activity() (inFlight int64, answered uint64) {
+	return s.scoring.Load(), s.scored.Load()
+}
+
+// serve handles one request on its route and returns its status. A
 // non-nil ev receives the request ids and the /score bodies.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, ev *RequestEvent) (string, int) {
-	route := routeOf(r.URL.Path)
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, route string, ev *RequestEvent) int {
 	id, ok := s.requestIDs(w.Header(), r.Header)
 	if !ok {
-		return route, writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, jsonObject("message",
+		return writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, jsonObject("message",
 			fmt.Sprintf("request id headers must be at most %d characters", maxRequestIDSize)))
 	}
 	if ev != nil {
@@ -283,37 +299,37 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ev *RequestEvent)
 	}
 	switch route {
 	case routeScore:
-		return route, s.handleScore(w, r, id, ev)
+		return s.handleScore(w, r, id, ev)
 	case routeModelInfer:
-		return route, s.handleInfer(w, r)
+		return s.handleInfer(w, r)
 	case routeHealth:
 		if !allowGet(w, r) {
-			return route, writeMethodNotAllowed(w, "message")
+			return writeMethodNotAllowed(w, "message")
 		}
 		w.Header()[hdrContentType] = ctText
 		io.WriteString(w, "Healthy")
-		return route, http.StatusOK
+		return http.StatusOK
 	case routeSwagger:
 		if !allowGet(w, r) {
-			return route, writeMethodNotAllowed(w, "message")
+			return writeMethodNotAllowed(w, "message")
 		}
-		return route, s.handleSwagger(w, r)
+		return s.handleSwagger(w, r)
 	case routeMetrics:
 		if !allowGet(w, r) {
-			return route, writeMethodNotAllowed(w, "message")
+			return writeMethodNotAllowed(w, "message")
 		}
-		return route, s.metrics.serve(w, r)
+		return s.metrics.serve(w, r)
 	case routeV2, routeV2Live, routeV2Ready, routeModelMeta, routeModelReady:
 		if !allowGet(w, r) {
-			return route, writeMethodNotAllowed(w, "error")
+			return writeMethodNotAllowed(w, "error")
 		}
-		return route, s.handleOIPGet(w, r, route)
+		return s.handleOIPGet(w, r, route)
 	}
 	key := "message"
 	if strings.HasPrefix(r.URL.Path, "/v2/") {
 		key = "error"
 	}
-	return route, writeJSON(w, http.StatusNotFound, jsonObject(key, "no route for "+r.URL.Path))
+	return writeJSON(w, http.StatusNotFound, jsonObject(key, "no route for "+r.URL.Path))
 }
 
 // routeOf maps a path to its route label without allocating.

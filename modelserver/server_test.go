@@ -485,3 +485,20 @@ func TestParseCORSOrigins(t *testing.T) {
 		t.Errorf("empty: got %q", got)
 	}
 }
+
+func TestActivityCountsScoringOnly(t *testing.T) {
+	s := newTestServer(&fakeRuntime{}, modelserver.ServerConfig{})
+	h := s.Handler()
+	for _, path := range []string{"/", "/v2/health/ready", "/metrics", "/swagger.json"} {
+		call(t, h, "GET", path, "", nil)
+	}
+	if n, a := s.Activity(); n != 0 || a != 0 {
+		t.Fatalf("after health and metadata requests: in flight %d, answered %d; want 0, 0", n, a)
+	}
+	if w := call(t, h, "POST", "/score", `{"data": [[1]]}`, map[string]string{"Content-Type": "application/json"}); w.Code != 200 {
+		t.Fatalf("/score: %d %s", w.Code, w.Body)
+	}
+	if n, a := s.Activity(); n != 0 || a != 1 {
+		t.Fatalf("after one /score: in flight %d, answered %d; want 0, 1", n, a)
+	}
+}

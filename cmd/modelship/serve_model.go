@@ -70,6 +70,7 @@ type serveModelOptions struct {
 	serviceVersion string
 	workspaceName  string
 	shutdownGrace  time.Duration
+	releaseAfter   time.Duration
 	maxBodyBytes   int64
 
 	// Model data collection and request telemetry.
@@ -112,6 +113,7 @@ var envDefaults = []struct{ flag, env string }{
 	{"collect-requests", "MODELSHIP_COLLECT_REQUESTS"},
 	{"sampling-rate", "MODELSHIP_SAMPLING_RATE"},
 	{"replica-id", "MODELSHIP_REPLICA_ID"},
+	{"release-memory-after", "MODELSHIP_RELEASE_MEMORY_AFTER"},
 }
 
 // newServeModelCmd returns `modelship serve-model`, the replica process.
@@ -208,6 +210,7 @@ reports not ready, lets in-flight requests finish, then stops the runtime.`,
 	f.BoolVar(&o.collectRequests, "collect-requests", false, "store sampled /score request and response bodies under --modeldata-dir")
 	f.Float64Var(&o.samplingRate, "sampling-rate", 1, "share of requests --collect-requests stores, 0 to 1")
 	f.StringVar(&o.replicaID, "replica-id", "", "replica name written in telemetry (MODELSHIP_REPLICA_ID)")
+	f.DurationVar(&o.releaseAfter, "release-memory-after", 30*time.Second, "after scoring traffic, give memory back to the system once no request came for this long (the next request then pays a few ms to fault code back in); 0 never")
 	return cmd
 }
 
@@ -229,6 +232,15 @@ func applyEnvDefaults(cmd *cobra.Command) error {
 
 // runServeModel starts the runtime, then serves until ctx is canceled.
 func runServeModel(ctx context.Context, o *serveModelOptions) error {
+	if o.scoringTimeout <= 0 {
+		return modelship.Errorf(modelship.EINVALID, "--scoring-timeout-ms must be positive, got %d", o.scoringTimeout)
+	}
+	if o.releaseAfter < 0 {
+		return modelship.Errorf(modelship.EINVALID, "--release-memory-after must be 0 (never) or a positive duration such as 30s, got %v", o.releaseAfter)
+	}
+	if o.samplingRate < 0 || o.samplingRate > 1 {
+		return modelship.Errorf(modelship.EINVALID, "--sampling-rate must be between 0 and 1, got %g", o.samplingRate)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(os.Getenv("AZUREML_LOG_LEVEL"))}))
 	if o.fetchURL != "" {
 		if err := fetchFiles(ctx, o, log); err != nil {
@@ -238,12 +250,6 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	kind, err := chooseRuntime(o)
 	if err != nil {
 		return modelship.Errorf(modelship.EINVALID, "%v", err)
-	}
-	if o.scoringTimeout <= 0 {
-		return modelship.Errorf(modelship.EINVALID, "--scoring-timeout-ms must be positive, got %d", o.scoringTimeout)
-	}
-	if o.samplingRate < 0 || o.samplingRate > 1 {
-		return modelship.Errorf(modelship.EINVALID, "--sampling-rate must be between 0 and 1, got %g", o.samplingRate)
 	}
 	if o.collectRequests && o.modelDataDir == "" {
 		return modelship.Errorf(modelship.EINVALID, "--collect-requests needs --modeldata-dir (or MODELSHIP_MODELDATA_DIR)")
@@ -295,7 +301,9 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 	defer stopServing()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(serveCtx, ln) }()
-	go modelserver.ReleaseMemoryWhenIdle(serveCtx, rt.Busy, 10*time.Second)
+	if o.releaseAfter > 0 {
+		go modelserver.ReleaseMemoryWhenIdle(serveCtx, srv, o.releaseAfter)
+	}
 	log.Info("serving", "addr", "http://"+ln.Addr().String(), "routes", "/ /score /swagger.json /v2 /metrics")
 
 	log.Info("starting runtime", "runtime", kind, "model_dir", o.modelDir, "entry_script", o.entryScript)

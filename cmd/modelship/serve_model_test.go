@@ -676,3 +676,66 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// statusKB reads a kB field of /proc/<pid>/status.
+func statusKB(t *testing.T, pid int, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// An ONNX replica idle after traffic gives back the pages of its binary
+// and of ONNX Runtime's library it faulted in, and still answers.
+func TestServeModel_ReleasesMemoryWhenIdle(t *testing.T) {
+	requireONNX(t)
+	modelDir := filepath.Join(t.TempDir(), "linear", "1")
+	if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gen := writeFile(t, t.TempDir(), "gen.py", genLinearONNX)
+	if out, err := exec.Command(systemPython, gen, filepath.Join(modelDir, "model.onnx")).CombinedOutput(); err != nil {
+		t.Fatalf("generating the ONNX model: %v\n%s", err, out)
+	}
+	r := startReplica(t, nil, "--model-dir", modelDir, "--model-name", "linear", "--model-version", "1", "--release-memory-after", "1500ms")
+	r.waitReady(t)
+	score := func() {
+		t.Helper()
+		if got := do(t, "POST", r.url+"/score", `{"data": [[1, 2, 3, 4]]}`, nil); got.status != 200 {
+			t.Fatalf("score: %d %s", got.status, got.body)
+		}
+	}
+	for range 200 {
+		score()
+	}
+	pid := r.cmd.Process.Pid
+	busy := statusKB(t, pid, "RssFile:")
+	deadline := time.Now().Add(15 * time.Second)
+	for statusKB(t, pid, "RssFile:") > busy/2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("file-backed RSS still %d kB (%d kB right after the traffic) 15 s later", statusKB(t, pid, "RssFile:"), busy)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("file-backed RSS %d kB after the traffic, %d kB idle", busy, statusKB(t, pid, "RssFile:"))
+	score() // faults back what it needs
+}
+
+func TestServeModel_BadReleaseMemoryAfter(t *testing.T) {
+	r := startReplica(t, nil, "--model-dir", t.TempDir(), "--release-memory-after", "-5s")
+	if code := r.wait(t, 20*time.Second); code == 0 {
+		t.Fatal("serve-model accepted --release-memory-after -5s")
+	}
+	if !strings.Contains(r.stderr.String(), "--release-memory-after must be 0 (never) or a positive duration") {
+		t.Fatalf("stderr does not name the flag:\n%s", r.stderr)
+	}
+}
