@@ -534,6 +534,7 @@ func TestBench(t *testing.T) {
 	}
 	openRun(noopT, half(closed[noopT.Name]))
 	openRun(directInfer, half(closed[directInfer.Name]))
+	var onnxLastUse time.Time // the direct ONNX replica's last request
 	for _, p := range pairs {
 		dClosed, gClosed := closed[p.direct.Name], closed[p.gw.Name]
 		rate := half(dClosed)
@@ -560,6 +561,9 @@ func TestBench(t *testing.T) {
 		cmp.gOpen = openRun(p.gw, rate)
 		if p.direct.Name == directOnnxScore.Name {
 			cmp.relay, cmp.relayOpen = closed[relayT.Name], openRun(relayT, rate)
+		}
+		if p.replica == onnxRep {
+			onnxLastUse = time.Now()
 		}
 		if gr := half(gClosed); gr < rate {
 			cmp.lowRate = gr
@@ -599,6 +603,7 @@ func TestBench(t *testing.T) {
 	rep.serverIdleCPU = float64(cpuTime(s.pid())-c0) / float64(3*time.Second)
 	rep.serverEndMiB = rssMiB(s.pid())
 	rep.onnxReplicaEndMiB, rep.onnxReplicaEndParts = rssMiB(onnxRep.pid()), rssParts(onnxRep.pid())
+	rep.onnxReplicaEndIdle = time.Since(onnxLastUse)
 }
 
 func merge(a, b Result) Result {

@@ -56,6 +56,7 @@ type report struct {
 	onnxReplicaIdleMiB, onnxReplicaEndMiB float64
 	// their split into anonymous and file-backed MiB
 	onnxReplicaIdleParts, onnxReplicaEndParts string
+	onnxReplicaEndIdle                        time.Duration // since its last request
 	// telemetryOff/On: the trivial score.py through the gateway with
 	// request telemetry and data collection off and on (issue 7).
 	telemetryOff, telemetryOn Result
@@ -171,8 +172,8 @@ func (rep *report) markdown(failed bool) string {
 		if before && !after {
 			v = "**met** after warm-up, **not met** once it has served the load"
 		}
-		p("| idle replica serving the ONNX MLP ≤ 50 MB RSS | %.1f MiB (%.1f MB; %s) idle after warm-up; %.1f MiB (%.1f MB; %s) idle after all the load above | %s |\n",
-			rep.onnxReplicaIdleMiB, rep.onnxReplicaIdleMiB*1.048576, rep.onnxReplicaIdleParts, rep.onnxReplicaEndMiB, rep.onnxReplicaEndMiB*1.048576, rep.onnxReplicaEndParts, v)
+		p("| idle replica serving the ONNX MLP ≤ 50 MB RSS | %.1f MiB (%.1f MB; %s) idle after warm-up; %.1f MiB (%.1f MB; %s) idle after all the load above (%.0f s after its last request; a replica gives memory back 30 s after its last request) | %s |\n",
+			rep.onnxReplicaIdleMiB, rep.onnxReplicaIdleMiB*1.048576, rep.onnxReplicaIdleParts, rep.onnxReplicaEndMiB, rep.onnxReplicaEndMiB*1.048576, rep.onnxReplicaEndParts, rep.onnxReplicaEndIdle.Seconds(), v)
 	}
 	p("\n")
 
