@@ -102,7 +102,7 @@ type Server struct {
 	draining atomic.Bool
 	scoring  atomic.Int64  // scoring requests in flight
 	scored   atomic.Uint64 // scoring requests answered
-	tracer   trace.Tracer // nil: tracing off
+	tracer   trace.Tracer  // nil: tracing off
 
 	corsAny     bool
 	corsOrigins map[string]bool
