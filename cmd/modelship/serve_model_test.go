@@ -442,8 +442,10 @@ func linearWant(x [4]float32) [3]float32 {
 	return y
 }
 
-func TestServeModel_ONNX(t *testing.T) {
-	requireONNX(t)
+// linearModelDir generates the linear ONNX model (genLinearONNX) in a
+// <tmp>/linear/1 folder and returns the folder.
+func linearModelDir(t *testing.T) string {
+	t.Helper()
 	modelDir := filepath.Join(t.TempDir(), "linear", "1")
 	if err := os.MkdirAll(modelDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -452,6 +454,12 @@ func TestServeModel_ONNX(t *testing.T) {
 	if out, err := exec.Command(systemPython, gen, filepath.Join(modelDir, "model.onnx")).CombinedOutput(); err != nil {
 		t.Fatalf("generating the ONNX model: %v\n%s", err, out)
 	}
+	return modelDir
+}
+
+func TestServeModel_ONNX(t *testing.T) {
+	requireONNX(t)
+	modelDir := linearModelDir(t)
 	r := startReplica(t, nil, "--model-dir", modelDir, "--model-name", "linear", "--model-version", "1")
 	r.waitReady(t)
 
@@ -698,14 +706,7 @@ func statusKB(t *testing.T, pid int, field string) int {
 // and of ONNX Runtime's library it faulted in, and still answers.
 func TestServeModel_ReleasesMemoryWhenIdle(t *testing.T) {
 	requireONNX(t)
-	modelDir := filepath.Join(t.TempDir(), "linear", "1")
-	if err := os.MkdirAll(modelDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	gen := writeFile(t, t.TempDir(), "gen.py", genLinearONNX)
-	if out, err := exec.Command(systemPython, gen, filepath.Join(modelDir, "model.onnx")).CombinedOutput(); err != nil {
-		t.Fatalf("generating the ONNX model: %v\n%s", err, out)
-	}
+	modelDir := linearModelDir(t)
 	r := startReplica(t, nil, "--model-dir", modelDir, "--model-name", "linear", "--model-version", "1", "--release-memory-after", "1500ms")
 	r.waitReady(t)
 	score := func() {
