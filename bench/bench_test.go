@@ -534,6 +534,7 @@ func TestBench(t *testing.T) {
 	}
 	openRun(noopT, half(closed[noopT.Name]))
 	openRun(directInfer, half(closed[directInfer.Name]))
+	openRun(pyFloorT, half(closed[pyFloorT.Name]))
 	var onnxLastUse time.Time // the direct ONNX replica's last request
 	for _, p := range pairs {
 		dClosed, gClosed := closed[p.direct.Name], closed[p.gw.Name]
