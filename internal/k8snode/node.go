@@ -284,7 +284,7 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 	step("bridge " + BridgeName + " " + NodeIP + " up, ip_forward=1")
 
 	sp := &spawner{dir: dir, bin: opts.BinDir, detach: opts.Detach, lock: lock, st: n.st}
-	ports, err := freePorts(2)
+	ports, err := k8stest.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -667,26 +667,6 @@ func ctrAt(ctx context.Context, socket string, args ...string) ([]byte, error) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, tail(strings.TrimSpace(string(out)), 500))
-	}
-	return out, nil
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out, nil
 }
