@@ -1,5 +1,6 @@
 // Package memtrim gives back to the kernel the pages of the executable that
-// a process touched only while starting.
+// a process touched only while starting (ReleaseExecutablePages), and those
+// of every read-only mapped file once a replica is idle (ReleaseFilePages).
 //
 // modelship is one binary: the model server and the control plane link the
 // Kubernetes client, the image builder and the rest. Go runs every linked
