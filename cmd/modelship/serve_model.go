@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/modelship/modelship"
@@ -139,6 +140,11 @@ SERVICE_NAME, SERVICE_VERSION, WORKSPACE_NAME, and MODELSHIP_PYTHON,
 MODELSHIP_ORT_LIB, MODELSHIP_HOST, MODELSHIP_PORT, MODELSHIP_RUNTIME,
 MODELSHIP_MODEL_NAME, MODELSHIP_MODEL_VERSION.
 
+A command line written for azmlinfsrv works as it is: --entry_script,
+--model_dir, --port, --worker_count and --access_control_allow_origins are
+read as --entry-script, --model-dir, --port, --workers and --cors-origins
+(any flag may be spelled with "_" for "-").
+
 Model data collection (AML_MODEL_DC_STORAGE_ENABLED, --collect-model-data)
 appends the rows of score.py's ModelDataCollector.collect() as CSV under
 --modeldata-dir (MODELSHIP_MODELDATA_DIR) in Azure's layout
@@ -211,7 +217,27 @@ reports not ready, lets in-flight requests finish, then stops the runtime.`,
 	f.Float64Var(&o.samplingRate, "sampling-rate", 1, "share of requests --collect-requests stores, 0 to 1")
 	f.StringVar(&o.replicaID, "replica-id", "", "replica name written in telemetry (MODELSHIP_REPLICA_ID)")
 	f.DurationVar(&o.releaseAfter, "release-memory-after", 30*time.Second, "after scoring traffic, give memory back to the system once no request came for this long (the next request then pays a few ms to fault code back in); 0 never")
+	f.SetNormalizeFunc(azmlinfsrvFlagNames)
 	return cmd
+}
+
+// azmlinfsrvAliases are the names Azure's azmlinfsrv gives flags that
+// serve-model names differently (after "_" became "-").
+var azmlinfsrvAliases = map[string]string{
+	"worker-count":                 "workers",
+	"access-control-allow-origins": "cors-origins",
+}
+
+// azmlinfsrvFlagNames lets a command line written for Azure's azmlinfsrv
+// work unchanged: --entry_script, --model_dir, --worker_count and
+// --access_control_allow_origins are read as --entry-script, --model-dir,
+// --workers and --cors-origins.
+func azmlinfsrvFlagNames(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	name = strings.ReplaceAll(name, "_", "-")
+	if alias, ok := azmlinfsrvAliases[name]; ok {
+		name = alias
+	}
+	return pflag.NormalizedName(name)
 }
 
 // applyEnvDefaults sets every flag the user did not give from its

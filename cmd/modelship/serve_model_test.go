@@ -377,6 +377,34 @@ func TestServeModel_EnvOnly(t *testing.T) {
 	}
 }
 
+// TestServeModel_AzmlinfsrvFlags runs serve-model with the command line of
+// Azure's azmlinfsrv (underscored flags, --worker_count, --model_dir,
+// --access_control_allow_origins).
+func TestServeModel_AzmlinfsrvFlags(t *testing.T) {
+	requirePython(t)
+	src := t.TempDir()
+	script := writeFile(t, src, "score.py", trivialScore+`
+import os
+def model_dir():
+    return os.environ["AZUREML_MODEL_DIR"]
+`)
+	models := t.TempDir()
+	r := startReplica(t, []string{"MODELSHIP_PYTHON=" + systemPython},
+		"--entry_script", script, "--model_dir", models, "--worker_count", "2",
+		"--access_control_allow_origins", "https://app.example")
+	r.waitReady(t)
+	if got := do(t, "POST", r.url+"/score", `{"data":[1, 2]}`, nil); got.status != 200 || got.body != `{"result": [2, 4]}` {
+		t.Errorf("POST /score = %d %s", got.status, got.body)
+	}
+	got := do(t, "OPTIONS", r.url+"/score", "", map[string]string{"Origin": "https://app.example"})
+	if got.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("--access_control_allow_origins: OPTIONS /score headers %v", got.header)
+	}
+	if out := r.stderr.String(); !strings.Contains(out, "workers=2") || !strings.Contains(out, models) {
+		t.Errorf("--worker_count 2 / --model_dir not applied; output:\n%s", out)
+	}
+}
+
 // genSklearn trains a small regression, saves it as model.pkl in argv[1]
 // and prints a row and its prediction.
 const genSklearn = `import json, sys, joblib
