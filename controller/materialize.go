@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,8 +15,10 @@ import (
 	"github.com/modelship/modelship/internal/tarutil"
 )
 
-// cache extracts stored blobs (models, source folders) into directories
-// keyed by digest, once, atomically: <root>/<digest>/.
+// cache extracts stored blobs (models, source folders) into directories,
+// once, atomically: <root>/<digest>/ for folders (a tar holds its names),
+// <root>/<digest>-<hash of the file name>/ for file models, since two
+// models may hold the same bytes under different file names.
 type cache struct {
 	root      string
 	artifacts modelship.ArtifactStore
@@ -24,7 +28,12 @@ type cache struct {
 // modelDir returns the extracted directory of a model version: a file model
 // as <dir>/<fileName>, a folder model as its tree.
 func (c *cache) modelDir(ctx context.Context, mv *modelship.ModelVersion) (string, error) {
-	return c.extract(ctx, mv.SHA256, func(dst string, r io.Reader) error {
+	key := mv.SHA256
+	if mv.AssetType != modelship.AssetFolder {
+		sum := sha256.Sum256([]byte(mv.FileName))
+		key += "-" + hex.EncodeToString(sum[:8])
+	}
+	return c.extract(ctx, key, mv.SHA256, func(dst string, r io.Reader) error {
 		if mv.AssetType == modelship.AssetFolder {
 			_, err := tarutil.Extract(r, dst)
 			return err
@@ -43,16 +52,17 @@ func (c *cache) modelDir(ctx context.Context, mv *modelship.ModelVersion) (strin
 
 // sourceDir returns the extracted source folder stored under digest.
 func (c *cache) sourceDir(ctx context.Context, digest string) (string, error) {
-	return c.extract(ctx, digest, func(dst string, r io.Reader) error {
+	return c.extract(ctx, digest, digest, func(dst string, r io.Reader) error {
 		_, err := tarutil.Extract(r, dst)
 		return err
 	})
 }
 
-func (c *cache) extract(ctx context.Context, digest string, fill func(dst string, r io.Reader) error) (string, error) {
+// extract fills <root>/<key> from the blob stored under digest.
+func (c *cache) extract(ctx context.Context, key, digest string, fill func(dst string, r io.Reader) error) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	final := filepath.Join(c.root, digest)
+	final := filepath.Join(c.root, key)
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
 	}
