@@ -133,14 +133,20 @@ type DeploymentConfig struct {
 	// Type is Azure's version type on the wire: "Control" or "Treatment".
 	Type *string `json:"type,omitempty"`
 
-	// ACI-only keys of Azure's ACI deploymentconfig.json. They are accepted
-	// so that such files work unchanged, and have no effect here.
+	// The keys of Azure's ACI deploymentconfig.json. Azure's parser ignored
+	// them in files of other compute types (MLOpsPython's AKS files carry
+	// sslEnabled), so they are accepted everywhere and have no effect here.
 	Location       *string `json:"location,omitempty"`
 	DNSNameLabel   *string `json:"dnsNameLabel,omitempty"`
 	SSLEnabled     *bool   `json:"sslEnabled,omitempty"`
 	SSLCertificate *string `json:"sslCertificate,omitempty"`
 	SSLKey         *string `json:"sslKey,omitempty"`
 	CName          *string `json:"cname,omitempty"`
+	VaultBaseURL   *string `json:"vaultBaseUrl,omitempty"`
+	KeyName        *string `json:"keyName,omitempty"`
+	KeyVersion     *string `json:"keyVersion,omitempty"`
+	VnetName       *string `json:"vnetName,omitempty"`
+	SubnetName     *string `json:"subnetName,omitempty"`
 
 	// Port is the host port of Azure's LocalWebservice (computeType local).
 	// Accepted and without effect: services are reached through the gateway.
@@ -164,6 +170,10 @@ type AutoScalerConfig struct {
 // DataCollectionConfig is the dataCollection object of a deployment config.
 type DataCollectionConfig struct {
 	StorageEnabled *bool `json:"storageEnabled,omitempty"`
+	// EventHubEnabled is in the settings Azure returns for a service; it
+	// is accepted so that they can be copied back into a file, and has no
+	// effect here.
+	EventHubEnabled *bool `json:"eventHubEnabled,omitempty"`
 	// CollectRequests (modelship extension, after Azure ML v2's data
 	// collector) stores a sample of request and response payloads.
 	CollectRequests *bool `json:"collectRequests,omitempty"`
@@ -484,7 +494,7 @@ func (c *DeploymentConfig) Warnings() []string {
 	var w []string
 	aci := func(field string, given bool) {
 		if given {
-			w = append(w, fmt.Sprintf("%s has no effect: it is an Azure Container Instances setting (region, DNS, TLS are the gateway's business here)", field))
+			w = append(w, fmt.Sprintf("%s has no effect: it is an Azure Container Instances setting (region, DNS, TLS, key vault and network are the gateway's and the host's business here)", field))
 		}
 	}
 	aci("location", c.Location != nil)
@@ -493,14 +503,19 @@ func (c *DeploymentConfig) Warnings() []string {
 	aci("sslCertificate", c.SSLCertificate != nil)
 	aci("sslKey", c.SSLKey != nil)
 	aci("cname", c.CName != nil)
+	aci("vaultBaseUrl", c.VaultBaseURL != nil)
+	aci("keyName", c.KeyName != nil)
+	aci("keyVersion", c.KeyVersion != nil)
+	aci("vnetName", c.VnetName != nil)
+	aci("subnetName", c.SubnetName != nil)
 	if c.Port != nil {
 		w = append(w, "port has no effect: services are reached through the gateway at /api/v1/service/<name>/score, not on a port of their own")
 	}
+	if c.DataCollection != nil && c.DataCollection.EventHubEnabled != nil {
+		w = append(w, "dataCollection.eventHubEnabled has no effect: collected data is written under the server's data dir (docs/data-collection.md)")
+	}
 	if cfgIsTrue(c.AppInsightsEnabled) {
 		w = append(w, "appInsightsEnabled: there is no Application Insights here; each request is recorded as a JSON line under <data-dir>/telemetry/<workspace>/<service>/ (docs/data-collection.md), metrics are on /metrics and print() output is in the service logs")
-	}
-	if c.Namespace != nil {
-		w = append(w, "namespace has no effect on the local compute target (it has no Kubernetes namespaces); it is recorded with the service")
 	}
 	if c.ScoringTimeoutMs != nil && *c.ScoringTimeoutMs > AzureMaxScoringTimeoutMs && *c.ScoringTimeoutMs <= MaxScoringTimeoutMs {
 		w = append(w, fmt.Sprintf("scoringTimeoutMs %d is above Azure's limit of %d; modelship accepts it, Azure would not", *c.ScoringTimeoutMs, AzureMaxScoringTimeoutMs))
@@ -614,26 +629,6 @@ func (c *DeploymentConfig) checkFields(ct string, p *cfgProblems) {
 				p.add("%s is only for endpoint versions; set computeType to \"AKSENDPOINT\" or remove %s", f.name, f.name)
 			}
 		}
-	}
-	if ct != ComputeTypeACI {
-		for _, f := range []struct {
-			name  string
-			given bool
-		}{
-			{"location", c.Location != nil},
-			{"dnsNameLabel", c.DNSNameLabel != nil},
-			{"sslEnabled", c.SSLEnabled != nil},
-			{"sslCertificate", c.SSLCertificate != nil},
-			{"sslKey", c.SSLKey != nil},
-			{"cname", c.CName != nil},
-		} {
-			if f.given {
-				p.add("%s is only for computeType \"aci\"; remove it", f.name)
-			}
-		}
-	}
-	if ct != ComputeTypeLocal && c.Port != nil {
-		p.add("port is only for computeType \"local\"; remove it")
 	}
 	if c.Port != nil && (*c.Port < 0 || *c.Port > 65535) {
 		p.add("port is %d; use 0 to 65535", *c.Port)
@@ -921,16 +916,31 @@ func cfgKeyProblem(p *cfgProblems, field string, k *string) {
 	if k == nil {
 		return
 	}
-	if *k == "" || len(*k) > MaxKeyLen {
-		p.add("%s must be 1 to %d characters long", field, MaxKeyLen)
-		return
+	if msg := keyProblem(field, *k); msg != "" {
+		p.add("%s", msg)
 	}
-	for _, r := range *k {
+}
+
+// ValidateKey checks a user-chosen service key, from a deployment config
+// (keys.primaryKey) or `service regen-key --set-key`: 1 to MaxKeyLen
+// printable ASCII characters without spaces. field names it in the error.
+func ValidateKey(field, key string) error {
+	if msg := keyProblem(field, key); msg != "" {
+		return Errorf(EINVALID, "%s", msg)
+	}
+	return nil
+}
+
+func keyProblem(field, k string) string {
+	if k == "" || len(k) > MaxKeyLen {
+		return fmt.Sprintf("%s must be 1 to %d characters long, got %d", field, MaxKeyLen, len(k))
+	}
+	for _, r := range k {
 		if r <= ' ' || r >= 0x7f {
-			p.add("%s contains a space, control or non-ASCII character; use printable ASCII only (the key is sent in an Authorization header)", field)
-			return
+			return fmt.Sprintf("%s contains a space, control or non-ASCII character; use printable ASCII only (the key is sent in an Authorization header)", field)
 		}
 	}
+	return ""
 }
 
 func cfgPositiveFloat(p *cfgProblems, field string, v *float64, what string) {
@@ -1208,6 +1218,12 @@ func (s *cfgSchemaWalker) unknown(full, key string, fields map[string]reflect.St
 			return msg + fmt.Sprintf(" — did you mean %q?", path)
 		}
 	}
+	words := cfgWordSet(key)
+	for _, name := range cfgSortedKeys(fields) { // the same words in another order
+		if cfgWordSet(name) == words {
+			return msg + fmt.Sprintf(" — did you mean %q?", name)
+		}
+	}
 	best, bestD := "", 1<<30
 	for name := range fields {
 		d := cfgEditDistance(norm, cfgNormalizeKey(name))
@@ -1224,6 +1240,36 @@ func (s *cfgSchemaWalker) unknown(full, key string, fields map[string]reflect.St
 		}
 	}
 	return msg
+}
+
+// cfgWordSet returns the words of a camelCase or snake_case key, lowered,
+// without a past-tense "d", sorted: enableAppInsights and
+// appInsightsEnabled give the same set.
+func cfgWordSet(key string) string {
+	var words []string
+	start := 0
+	flush := func(end int) {
+		if end > start {
+			w := strings.ToLower(key[start:end])
+			if strings.HasSuffix(w, "ed") {
+				w = w[:len(w)-1]
+			}
+			words = append(words, w)
+		}
+	}
+	for i, r := range key {
+		switch {
+		case r == '_' || r == '-':
+			flush(i)
+			start = i + 1
+		case r >= 'A' && r <= 'Z' && i > start:
+			flush(i)
+			start = i
+		}
+	}
+	flush(len(key))
+	sort.Strings(words)
+	return strings.Join(words, " ")
 }
 
 func cfgNormalizeKey(s string) string {

@@ -116,6 +116,20 @@ func TestDeploymentConfig_Good(t *testing.T) {
 				t.Errorf("warnings = %q, want the Azure scoring timeout note", w)
 			}
 		},
+		// microsoft/MLOpsPython's deployment_config_aks.yml (as JSON) with
+		// keys of Azure's ACI and local files, which Azure's AKS parser
+		// ignored: accepted, with a warning each.
+		"mlops-aks.good.json": func(t *testing.T, s *modelship.ServiceSettings, c *modelship.DeploymentConfig) {
+			if s.ScoringTimeout != 5*time.Second || s.MaxConcurrentRequestsPerContainer != 2 || s.MaxQueueWait != 5*time.Second || s.RefreshPeriod != 10*time.Second {
+				t.Errorf("settings = %+v", s)
+			}
+			w := strings.Join(c.Warnings(), "\n")
+			for _, want := range []string{"sslEnabled has no effect", "dnsNameLabel has no effect", "port has no effect", "dataCollection.eventHubEnabled has no effect"} {
+				if !strings.Contains(w, want) {
+					t.Errorf("warnings %q lack %q", w, want)
+				}
+			}
+		},
 		"nulls.good.json": func(t *testing.T, s *modelship.ServiceSettings, _ *modelship.DeploymentConfig) {
 			if s.GPUs != 2 || !s.AutoscaleEnabled || s.Namespace != "" {
 				t.Errorf("nulls = %+v", s)
@@ -211,7 +225,6 @@ var badDeployConfigs = map[string][]string{
 	"version-type.bad.json":                 {`type "Canary" is invalid; use "Control" or "Treatment"`},
 	"version-type-contradiction.bad.json":   {`type "Control" contradicts isControlVersionType false`},
 	"endpoint-fields-on-service.bad.json":   {"versionName is only for endpoint versions", "trafficPercentile is only for endpoint versions"},
-	"other-compute-fields.bad.json":         {`dnsNameLabel is only for computeType "aci"`, `port is only for computeType "local"`},
 	"compute-type-missing.bad.json":         {"computeType is required"},
 	"compute-type-unknown.bad.json":         {`computeType "kubernetes" is not supported; use "aks" or "local"`},
 	"compute-target-name.bad.json":          {`computeTargetName "a_b" is invalid`},
@@ -221,13 +234,14 @@ var badDeployConfigs = map[string][]string{
 	"syntax.bad.json":                       {"the deployment config is not valid JSON", "line 2"},
 	"many.bad.json":                         {"6 problems in the deployment config:\n  - ", "numReplicas is given", "both true", "cpuLimit 1 is less than", `namespace "-bad-"`, "scoringTimeoutMs is 0", "minReplicas 4 is greater than autoScaler.maxReplicas 2"},
 	"unknown-fields.bad.json": {
-		"6 problems",
+		"7 problems",
 		`unknown field "autoScaler.minReplica" — did you mean "minReplicas"?`,
 		`unknown field "AuthEnabled" — did you mean "authEnabled"?`,
 		`unknown field "minReplicas" — did you mean "autoScaler.minReplicas"?`,
 		`unknown field "cpu_cores" — did you mean "containerResourceRequirements.cpu"?`,
 		`unknown field "containerResourceRequirements.memory" — did you mean "memoryInGB"?`,
 		`unknown field "frobnicate"`,
+		`unknown field "enableAppInsights" — did you mean "appInsightsEnabled"?`,
 	},
 	"types.bad.json": {
 		"6 problems",
@@ -286,7 +300,8 @@ func TestDeploymentConfig_Warnings(t *testing.T) {
 		{`{"computeType": "aks"}`, nil},
 		{`{"computeType": "local", "port": 8890}`, []string{"port has no effect"}},
 		{`{"computeType": "aci", "location": "westus", "sslEnabled": true}`, []string{"location has no effect", "sslEnabled has no effect"}},
-		{`{"computeType": "aks", "appInsightsEnabled": true, "namespace": "ns"}`, []string{"appInsightsEnabled: there is no Application Insights here", "namespace has no effect"}},
+		{`{"computeType": "aks", "appInsightsEnabled": true, "namespace": "ns"}`, []string{"appInsightsEnabled: there is no Application Insights here"}},
+		{`{"computeType": "aks", "sslEnabled": false, "vnetName": "v"}`, []string{"sslEnabled has no effect", "vnetName has no effect"}},
 		{`{"computeType": "aks", "appInsightsEnabled": false}`, nil},
 		{`{"computeType": "aks", "scoringTimeoutMs": 300001}`, []string{"above Azure's limit"}},
 		{`{"computeType": "aks", "authEnabled": false, "keys": {"primaryKey": "abc"}}`, []string{"keys are stored but not used"}},

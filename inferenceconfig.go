@@ -39,6 +39,9 @@ type InferenceConfig struct {
 	BaseImage            string             `json:"baseImage,omitempty"`
 	BaseImageRegistry    *BaseImageRegistry `json:"baseImageRegistry,omitempty"`
 	CUDAVersion          string             `json:"cudaVersion,omitempty"`
+	// SchemaFile is the legacy image configuration's schema file; accepted
+	// (MLOpsPython's inference_config.yml carries it) without effect.
+	SchemaFile string `json:"schemaFile,omitempty"`
 
 	Description string `json:"description,omitempty"`
 
@@ -162,8 +165,20 @@ func (c *InferenceConfig) validate(p *cfgProblems) {
 		p.add("description is %d characters long; at most %d are allowed", len(c.Description), MaxDescriptionLen)
 	}
 
+	if c.SchemaFile != "" {
+		c.warn("schemaFile has no effect: the swagger comes from run()'s inference-schema decorators, or from a swagger.json in the source directory")
+	}
 	// Environment and the legacy fields exclude each other.
 	hasEnv := len(c.Environment) > 0 && string(c.Environment) != "null"
+	var envName string
+	if hasEnv && json.Unmarshal(c.Environment, &envName) == nil {
+		// A name instead of an object: a registered Azure ML environment
+		// (MLOpsPython's inference_config.yml has "environment:
+		// diabetes_regression" next to runtime and condaFile).
+		hasEnv = false
+		c.Environment = nil
+		c.warn("environment %q names a registered Azure ML environment; there is no environment registry here: the entry script runs with pythonInterpreter, else the default Python (docs/python-environments.md)", envName)
+	}
 	if hasEnv {
 		for _, f := range []struct {
 			name  string

@@ -78,6 +78,14 @@ func TestInferenceConfig_Good(t *testing.T) {
 				t.Errorf("python = %q", c.PythonInterpreterPath())
 			}
 		},
+		// microsoft/MLOpsPython's inference_config.yml (as JSON): legacy
+		// fields, schemaFile, and a registered environment's name.
+		"mlops-env-name.good.json": func(t *testing.T, c *modelship.InferenceConfig) {
+			if c.Env != nil || c.Runtime != "python" || c.PythonInterpreterPath() != "" {
+				t.Errorf("config = %+v", c)
+			}
+			wantWarnings(t, c.Warnings(), "schemaFile has no effect", `environment "diabetes_regression" names a registered Azure ML environment`, "condaFile")
+		},
 		"gpu-legacy.good.json": func(t *testing.T, c *modelship.InferenceConfig) {
 			if c.Runtime != "spark-py" || c.CUDAVersion != "10.0" || !c.EnableGPU || c.ExtraDockerfileSteps != "src/steps.dockerfile" || c.BaseImageRegistry.Address != "myregistry.azurecr.io" {
 				t.Errorf("config = %+v", c)
@@ -134,7 +142,6 @@ var badInferenceConfigs = map[string][]string{
 	"runtime.bad.json":                  {`runtime "java" is not supported; use one of python, spark-py, python-slim`},
 	"cuda.bad.json":                     {`cudaVersion "11.0" is not supported; use one of 9.0, 9.1, 10.0`},
 	"env-image-and-dockerfile.bad.json": {"environment.docker.baseImage and environment.docker.baseDockerfile cannot both be set"},
-	"env-not-object.bad.json":           {"environment: expected an Azure ML Environment object"},
 	"env-types.bad.json":                {"3 problems", "environment.python.interpreterPath: expected a string, got the number 3", `"A=B" is not a valid variable name`, "environment.environmentVariables.C: expected a string, got an array"},
 	"interpreter-missing.bad.json":      {`pythonInterpreter "venv/bin/python3" does not exist`},
 	"interpreter-conflict.bad.json":     {`pythonInterpreter "/usr/bin/python3" and environment.python.interpreterPath "/opt/conda/bin/python" disagree`},

@@ -83,19 +83,23 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.StringArray("tag", nil, "tag key=value (repeatable)")
 }
 
-// buildDeploymentConfig reads the deployment config file (if any) and
-// applies the setting flags that were given. It returns nil when neither
-// a file nor a flag was given.
-func buildDeploymentConfig(cmd *cobra.Command, file string) (json.RawMessage, error) {
+// buildDeploymentConfig reads the deployment config file (if any; JSON or
+// YAML) and applies the setting flags that were given. It returns nil when
+// neither a file nor a flag was given. requireComputeType makes a file
+// without computeType an error, as Azure's CLI did when creating.
+func buildDeploymentConfig(cmd *cobra.Command, file string, requireComputeType bool) (json.RawMessage, error) {
 	obj := map[string]any{}
 	given := false
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := readConfigFile(file, "deployment config")
 		if err != nil {
-			return nil, modelship.Errorf(modelship.EINVALID, "deployment config %q cannot be read: %v", file, err)
+			return nil, err
 		}
 		if err := json.Unmarshal(b, &obj); err != nil {
-			return nil, modelship.Errorf(modelship.EINVALID, "deployment config %q is not a JSON object: %v", file, err)
+			return nil, modelship.Errorf(modelship.EINVALID, "deployment config %q is not a JSON or YAML object of settings: %v", file, err)
+		}
+		if _, ok := obj["computeType"]; !ok && requireComputeType {
+			return nil, modelship.Errorf(modelship.EINVALID, "deployment config %q has no computeType; Azure requires it in the file too: add \"computeType\": \"aks\" (a service), \"AKSENDPOINT\" (an endpoint version), \"aci\" or \"local\"", file)
 		}
 		given = true
 	}
@@ -133,7 +137,18 @@ func buildDeploymentConfig(cmd *cobra.Command, file string) (json.RawMessage, er
 	if !given {
 		return nil, nil
 	}
-	return json.Marshal(obj)
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	// What has no effect here is said now, not only in the operation's
+	// log; errors are the server's to report.
+	if dc, err := modelship.ParseDeploymentConfig(raw); err == nil {
+		for _, w := range dc.Warnings() {
+			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+		}
+	}
+	return raw, nil
 }
 
 func setPath(obj map[string]any, path string, v any) {
@@ -166,9 +181,9 @@ func loadInference(cmd *cobra.Command, ws, file string) (*modelship.InferenceSpe
 	var ic *modelship.InferenceConfig
 	var err error
 	if file != "" {
-		b, rerr := os.ReadFile(file)
+		b, rerr := readConfigFile(file, "inference config")
 		if rerr != nil {
-			return nil, nil, modelship.Errorf(modelship.EINVALID, "inference config %q cannot be read: %v", file, rerr)
+			return nil, nil, rerr
 		}
 		ic, err = modelship.ParseInferenceConfig(b, filepath.Dir(file))
 	} else {
@@ -225,7 +240,7 @@ with a built-in scoring script. Flags such as --cpu-cores override the config fi
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ws := workspaceFlag(cmd)
-			dcRaw, err := buildDeploymentConfig(cmd, dc)
+			dcRaw, err := buildDeploymentConfig(cmd, dc, true)
 			if err != nil {
 				return err
 			}

@@ -91,7 +91,7 @@ func fileFlag(cmd *cobra.Command, a, b string) string {
 // readDeployment reads -m, -ic, -dc and the setting flags.
 func readDeployment(cmd *cobra.Command, ws string) (models []string, inf *modelship.InferenceSpec, dc []byte, err error) {
 	models, _ = cmd.Flags().GetStringArray("model")
-	if dc, err = buildDeploymentConfig(cmd, fileFlag(cmd, "dc", "deploy-config-file")); err != nil {
+	if dc, err = buildDeploymentConfig(cmd, fileFlag(cmd, "dc", "deploy-config-file"), false); err != nil {
 		return
 	}
 	var warnings []string

@@ -47,6 +47,17 @@ server with --tls-self-signed publishes its own in server.json).`,
 	}
 	root.PersistentFlags().StringP("workspace", "w", envOr("MODELSHIP_WORKSPACE", modelship.DefaultWorkspace), "workspace to work in (env MODELSHIP_WORKSPACE)")
 	root.PersistentFlags().StringVar(&caFileFlag, "ca-file", "", "PEM CA certificate(s) to verify the server's TLS certificate with (env MODELSHIP_CA_FILE)")
+	// Azure CLI (az ml) spellings, so that scripted commands run unchanged:
+	// --workspace-name is --workspace; the Azure addressing flags and
+	// --verbose have no meaning here and are accepted and ignored.
+	pf := root.PersistentFlags()
+	pf.String("workspace-name", "", "the workspace, as az ml names the flag (same as --workspace)")
+	pf.StringP("resource-group", "g", "", "accepted for az ml compatibility; ignored (there are no resource groups here)")
+	pf.String("subscription-id", "", "accepted for az ml compatibility; ignored")
+	pf.BoolP("verbose", "v", false, "accepted for az ml compatibility; ignored")
+	for _, name := range []string{"workspace-name", "resource-group", "subscription-id", "verbose"} {
+		pf.MarkHidden(name)
+	}
 	root.AddCommand(newModelCmd(), newWorkspaceCmd(), newServiceCmd(), newEndpointCmd(), newComputeTargetCmd())
 	return root
 }
@@ -62,7 +73,13 @@ func envOr(k, def string) string {
 }
 
 func workspaceFlag(cmd *cobra.Command) string {
-	ws, _ := cmd.Flags().GetString("workspace")
+	f := cmd.Flags()
+	if !f.Changed("workspace") && f.Lookup("workspace-name") != nil && f.Changed("workspace-name") {
+		if ws, _ := f.GetString("workspace-name"); ws != "" {
+			return ws
+		}
+	}
+	ws, _ := f.GetString("workspace")
 	return ws
 }
 

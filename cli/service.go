@@ -301,7 +301,7 @@ func newServiceUpdateCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ws := workspaceFlag(cmd)
-			dcRaw, err := buildDeploymentConfig(cmd, dc)
+			dcRaw, err := buildDeploymentConfig(cmd, dc, false)
 			if err != nil {
 				return err
 			}

@@ -56,7 +56,8 @@ func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.Deplo
 	if target == "" {
 		target = modelship.DefaultLocalTarget
 	}
-	if _, err := c.store().FindComputeTarget(ctx, ws, target); err != nil {
+	ct, err := c.store().FindComputeTarget(ctx, ws, target)
+	if err != nil {
 		return nil, nil, err
 	}
 	models, err := c.resolveModels(ctx, ws, req.Models)
@@ -108,7 +109,7 @@ func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.Deplo
 	c.keys[key(ws, svc.Name)] = keys
 	c.mu.Unlock()
 	c.logOp(op, "Creating service %s on compute target %s with %s", svc.Name, target, strings.Join(svc.Models, ", "))
-	for _, w := range append(dc.Warnings(), settingsNotes(settings)...) {
+	for _, w := range append(dc.Warnings(), settingsNotes(settings, ct.Type)...) {
 		c.logOp(op, "Note: %s", w)
 	}
 	if err := c.applyService(ctx, svc); err != nil {
@@ -121,13 +122,18 @@ func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.Deplo
 	return c.decorate(ctx, svc), op, nil
 }
 
-func settingsNotes(s *modelship.ServiceSettings) []string {
+// settingsNotes lists the settings without effect on a target of type
+// targetType.
+func settingsNotes(s *modelship.ServiceSettings, targetType string) []string {
+	if targetType != modelship.TargetLocal {
+		return nil
+	}
 	var out []string
 	if s.CPULimit > 0 {
 		out = append(out, fmt.Sprintf("cpuLimit %g is recorded; the local target counts CPU requests against capacity but does not throttle CPU", s.CPULimit))
 	}
 	if s.Namespace != "" {
-		out = append(out, "namespace applies to Kubernetes targets only")
+		out = append(out, "namespace has no effect on the local compute target (it has no Kubernetes namespaces); it is recorded with the service")
 	}
 	return out
 }
@@ -567,8 +573,8 @@ func (c *Controller) regen(ctx context.Context, ws, name, which, value string) (
 			return nil, err
 		}
 		value = k
-	} else if len(value) < 8 || len(value) > 256 {
-		return nil, modelship.Errorf(modelship.EINVALID, "a key must be 8 to 256 characters long, got %d", len(value))
+	} else if err := modelship.ValidateKey("the key", value); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	keys := c.keys[key(ws, name)]

@@ -146,6 +146,8 @@ func TestDeployScoreKeysAndLogs(t *testing.T) {
 		t.Fatalf("chosen secondary key: %d", code)
 	}
 	s.fails(t, "Primary or Secondary", "service", "regen-key", "mysvc", "--key", "primary")
+	// A chosen key follows the rule of keys in a deployment config.
+	s.fails(t, "contains a space", "service", "regen-key", "mysvc", "--key", "Secondary", "--value", "has a space")
 	s.fails(t, "does not use token auth", "service", "get-access-token", "mysvc")
 
 	// run() raising -> 502 through the front end, request id echoed.

@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// listScore answers the files of AZUREML_MODEL_DIR.
+const listScore = `import json, os
+def init():
+    pass
+def run(raw):
+    return sorted(os.listdir(os.environ["AZUREML_MODEL_DIR"]))
+`
+
+// TestAzureYAMLConfigs deploys with config files written as Microsoft's
+// MLOpsPython sample writes them (YAML, comments, Python-style booleans, ACI
+// keys in an AKS file), and two models holding the same bytes under
+// different file names.
+func TestAzureYAMLConfigs(t *testing.T) {
+	needPython(t)
+	s := startServer(t, "")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a", "first_name.bin"), []byte("same bytes"))
+	writeFile(t, filepath.Join(dir, "b", "second_name.bin"), []byte("same bytes"))
+	s.ok(t, "model", "register", "-n", "dupa", "-p", filepath.Join(dir, "a", "first_name.bin"))
+	s.ok(t, "model", "register", "-n", "dupb", "-p", filepath.Join(dir, "b", "second_name.bin"))
+	writeFile(t, filepath.Join(dir, "scoring", "score.py"), []byte(listScore))
+	writeFile(t, filepath.Join(dir, "conda_dependencies.yml"), []byte("name: scoring\ndependencies:\n  - python=3.11\n"))
+	writeFile(t, filepath.Join(dir, "inference_config.yml"), []byte(`entryScript: scoring/score.py
+runtime: python
+condaFile: conda_dependencies.yml
+extraDockerfileSteps:
+schemaFile:
+sourceDirectory:
+enableGpu: False
+baseImage:
+baseImageRegistry:
+environment: diabetes_regression
+`))
+	writeFile(t, filepath.Join(dir, "deployment_config_aks.yml"), []byte(`computeType: AKS
+autoScaler:
+    autoscaleEnabled: True
+    minReplicas: 1
+    maxReplicas: 2
+    refreshPeriodInSeconds: 10
+    targetUtilization: 70
+authEnabled: False
+containerResourceRequirements:
+    cpu: 0.1
+    memoryInGB: 0.5
+scoringTimeoutMs: 5000
+maxConcurrentRequestsPerContainer: 2
+maxQueueWaitMs: 5000
+sslEnabled: True
+`))
+	ic, dc := filepath.Join(dir, "inference_config.yml"), filepath.Join(dir, "deployment_config_aks.yml")
+	for _, tc := range []struct{ svc, model, want string }{
+		{"svc-b", "dupb:1", `["second_name.bin"]`},
+		{"svc-a", "dupa:1", `["first_name.bin"]`},
+	} {
+		r := s.cli(t, "model", "deploy", "-n", tc.svc, "-m", tc.model, "--ic", ic, "--dc", dc)
+		if r.code != 0 {
+			t.Fatalf("deploy %s: exit %d\n%s\n%s\nserver log:\n%s", tc.svc, r.code, r.stdout, r.stderr, s.log)
+		}
+		if !strings.Contains(r.stderr, "warning: sslEnabled has no effect") {
+			t.Errorf("deploy %s: no warning for sslEnabled on stderr:\n%s", tc.svc, r.stderr)
+		}
+		code, out, _ := s.score(t, tc.svc, "", `{}`)
+		if code != 200 || strings.TrimSpace(out) != tc.want {
+			t.Errorf("%s (%s) model dir = %d %s, want %s", tc.svc, tc.model, code, out, tc.want)
+		}
+	}
+	// A deployment config without computeType is refused, as Azure's CLI
+	// refused it, and nothing is created.
+	writeFile(t, filepath.Join(dir, "no-type.json"), []byte("\xef\xbb\xbf{\"numReplicas\": 1}"))
+	s.fails(t, "has no computeType", "model", "deploy", "-n", "svc-c", "-m", "dupa:1", "--ic", ic, "--dc", filepath.Join(dir, "no-type.json"))
+	s.fails(t, `service "svc-c" not found`, "service", "show", "svc-c")
+	// Neither JSON nor YAML.
+	writeFile(t, filepath.Join(dir, "bad.yml"), []byte("computeType: [aks\n"))
+	s.fails(t, "is neither JSON nor YAML", "model", "deploy", "-n", "svc-c", "-m", "dupa:1", "--ic", ic, "--dc", filepath.Join(dir, "bad.yml"))
+}
