@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,46 @@ server with --tls-self-signed publishes its own in server.json).`,
 		pf.MarkHidden(name)
 	}
 	root.AddCommand(newModelCmd(), newWorkspaceCmd(), newServiceCmd(), newEndpointCmd(), newComputeTargetCmd())
+	acceptNameFlag(root)
 	return root
+}
+
+// acceptNameFlag lets every command that takes a service or endpoint as
+// its argument ("show NAME", "delete ENDPOINT") take it as -n/--name too,
+// as az ml does (az ml service show -n SVC).
+func acceptNameFlag(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		acceptNameFlag(sub)
+	}
+	words := strings.Fields(c.Use)
+	if len(words) < 2 || (words[1] != "NAME" && words[1] != "ENDPOINT") || c.Flags().Lookup("name") != nil || c.RunE == nil {
+		return
+	}
+	what := "endpoint"
+	if words[1] == "NAME" {
+		what = c.Parent().Name() // service or endpoint
+	}
+	var name string
+	c.Flags().StringVarP(&name, "name", "n", "", "the "+what+"'s name, as az ml takes it (instead of the argument)")
+	args, run := c.Args, c.RunE
+	c.Args = func(cmd *cobra.Command, a []string) error {
+		if name != "" {
+			if len(a) > 0 {
+				return fmt.Errorf("give the name once: as the argument or with --name, not both")
+			}
+			a = []string{name}
+		}
+		if args == nil {
+			return nil
+		}
+		return args(cmd, a)
+	}
+	c.RunE = func(cmd *cobra.Command, a []string) error {
+		if name != "" && len(a) == 0 {
+			a = []string{name}
+		}
+		return run(cmd, a)
+	}
 }
 
 // caFileFlag is the value of the global --ca-file flag.

@@ -107,6 +107,11 @@ func TestDeployScoreKeysAndLogs(t *testing.T) {
 		t.Fatalf("service = %+v", svc)
 	}
 	keys := s.keys(t, "mysvc")
+	// az ml's spellings: -n for the name, --workspace-name, -g and -v.
+	if azKeys := decode[modelship.ServiceKeys](t, s.ok(t, "service", "get-keys", "-n", "mysvc", "--workspace-name", "default", "-g", "my-rg", "-v", "-o", "json")); azKeys != keys {
+		t.Fatalf("get-keys -n = %+v, want %+v", azKeys, keys)
+	}
+	s.fails(t, `not found in workspace "nope"`, "service", "show", "-n", "mysvc", "--workspace-name", "nope")
 	body := `{"data": [[1,2,3],[4,5,6]]}`
 	for _, k := range []string{keys.PrimaryKey, keys.SecondaryKey} {
 		code, out, h := s.score(t, "mysvc", k, body)
