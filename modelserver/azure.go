@@ -49,6 +49,9 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request, id string, ev *Re
 	switch r.Method {
 	case http.MethodGet, http.MethodPost:
 	case http.MethodOptions:
+		if rr, ok := s.rt.(RawRequests); ok && !s.corsAny && s.corsOrigins == nil && rr.RawRequests() {
+			break // run() answers it, as in Azure's inference server
+		}
 		s.cors(w.Header(), r.Header, true)
 		w.WriteHeader(http.StatusOK)
 		return http.StatusOK

@@ -48,6 +48,12 @@ func (d *Deferred) get() Runtime {
 	return nil
 }
 
+// RawRequests implements RawRequests for the runtime once it is set.
+func (d *Deferred) RawRequests() bool {
+	rr, ok := d.get().(RawRequests)
+	return ok && rr.RawRequests()
+}
+
 // Score implements Runtime.
 func (d *Deferred) Score(ctx context.Context, req *ScoreRequest) (*ScoreResponse, error) {
 	if rt := d.get(); rt != nil {

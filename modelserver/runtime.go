@@ -62,6 +62,15 @@ type Runtime interface {
 	Close(ctx context.Context) error
 }
 
+// RawRequests is implemented by runtimes whose scoring function takes the
+// raw HTTP request (a score.py with @rawhttp). Such a runtime also gets
+// OPTIONS /score, as Azure's inference server passed it to run() (Azure's
+// CORS sample answers pre-flights there), unless the server answers CORS
+// pre-flights itself because CORS origins are configured.
+type RawRequests interface {
+	RawRequests() bool
+}
+
 // ErrScoringTimeout is returned by Score when the context deadline passed.
 var ErrScoringTimeout = errors.New("scoring timeout")
 

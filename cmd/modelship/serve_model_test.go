@@ -405,6 +405,63 @@ def model_dir():
 	}
 }
 
+// corsScore is Azure's CORS sample (how-to-deploy-advanced-entry-script):
+// a @rawhttp run() that answers pre-flight requests itself.
+const corsScore = `from azureml.contrib.services.aml_request import AMLRequest, rawhttp
+from azureml.contrib.services.aml_response import AMLResponse
+
+def init():
+    print("This is init()")
+
+@rawhttp
+def run(request):
+    print("This is run()")
+    if request.method == 'GET':
+        return AMLResponse(request.full_path, 200)
+    elif request.method == 'POST':
+        resp = AMLResponse(request.get_data(False), 200)
+        resp.headers['Access-Control-Allow-Origin'] = "http://www.example.com"
+        return resp
+    elif request.method == 'OPTIONS':
+        resp = AMLResponse("", 200)
+        resp.headers['Access-Control-Allow-Origin'] = "http://www.example.com"
+        resp.headers['Access-Control-Allow-Methods'] = "OPTIONS, GET, POST"
+        resp.headers['Access-Control-Allow-Headers'] = "*"
+        return resp
+    else:
+        return AMLResponse("bad request", 500)
+`
+
+// TestServeModel_RawHTTPOptions: OPTIONS /score reaches a @rawhttp run(),
+// as in Azure's inference server, unless CORS origins are configured
+// (then the server answers the pre-flight itself).
+func TestServeModel_RawHTTPOptions(t *testing.T) {
+	requirePython(t)
+	src := t.TempDir()
+	writeFile(t, src, "score.py", corsScore)
+	preflight := map[string]string{"Origin": "http://www.example.com", "Access-Control-Request-Method": "POST"}
+
+	r := startReplica(t, []string{"MODELSHIP_PYTHON=" + systemPython}, "--entry-script", "score.py", "--source-dir", src)
+	r.waitReady(t)
+	got := do(t, "OPTIONS", r.url+"/score", "", preflight)
+	if got.status != 200 || got.header.Get("Access-Control-Allow-Methods") != "OPTIONS, GET, POST" || got.header.Get("Access-Control-Allow-Origin") != "http://www.example.com" {
+		t.Errorf("OPTIONS /score = %d %v, want run()'s CORS headers", got.status, got.header)
+	}
+	if got := do(t, "POST", r.url+"/score", "hello", nil); got.status != 200 || got.body != "hello" {
+		t.Errorf("POST /score = %d %q", got.status, got.body)
+	}
+
+	r2 := startReplica(t, []string{"MODELSHIP_PYTHON=" + systemPython}, "--entry-script", "score.py", "--source-dir", src, "--cors-origins", "https://app.example")
+	r2.waitReady(t)
+	got = do(t, "OPTIONS", r2.url+"/score", "", map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+	if got.status != 200 || got.header.Get("Access-Control-Allow-Origin") != "https://app.example" || got.header.Get("Access-Control-Allow-Methods") != "GET, POST, OPTIONS" {
+		t.Errorf("OPTIONS /score with --cors-origins = %d %v, want the server's pre-flight answer", got.status, got.header)
+	}
+	if strings.Count(r2.stderr.String(), "This is run()") != 0 {
+		t.Errorf("run() was called for a pre-flight the server answers:\n%s", r2.stderr)
+	}
+}
+
 // genSklearn trains a small regression, saves it as model.pkl in argv[1]
 // and prints a row and its prediction.
 const genSklearn = `import json, sys, joblib

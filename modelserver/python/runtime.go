@@ -257,6 +257,9 @@ func (r *Runtime) Ready() bool {
 	return !r.closed && len(r.workers) > 0
 }
 
+// RawRequests reports whether run() takes the raw request (@rawhttp).
+func (r *Runtime) RawRequests() bool { return r.info.mode == "raw" }
+
 // Busy returns the requests running in workers and those waiting for one.
 func (r *Runtime) Busy() (active, queued int) {
 	return int(r.active.Load()), int(r.queued.Load())
