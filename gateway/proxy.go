@@ -60,17 +60,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route, v *ve
 	}()
 	tr.routed(v)
 
-	// Request ids: keep the caller's, else make one; x-ms-request-id
-	// follows x-request-id unless given.
+	// Request ids: keep the caller's, else make one; x-ms-request-id and
+	// x-ms-client-request-id as Azure's inference server sets them.
 	reqID = r.Header.Get(hdrRequestID)
 	if reqID == "" {
 		reqID = newRequestID()
 	}
-	msReqID := r.Header.Get(hdrMSRequestID)
-	if msReqID == "" {
-		msReqID = reqID
-	}
-	clientReqID = r.Header.Get(hdrMSClientRequest)
+	var msReqID string
+	msReqID, clientReqID = modelship.RequestIDHeaders(reqID, r.Header.Get(hdrMSRequestID), r.Header.Get(hdrMSClientRequest))
 	setIDs := func(h http.Header) {
 		h[hdrRequestID] = []string{reqID}
 		h[hdrMSRequestID] = []string{msReqID}

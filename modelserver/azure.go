@@ -62,8 +62,9 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request, id string, ev *Re
 	s.cors(w.Header(), r.Header, false)
 	req := &ScoreRequest{
 		RequestID:       id,
-		ClientRequestID: headerValue(r.Header, hdrClientRequestID),
+		ClientRequestID: headerValue(w.Header(), hdrClientRequestID), // as requestIDs set it,
 		Method:          r.Method,
+		Host:            r.Host,
 		Path:            r.URL.Path,
 		RawQuery:        r.URL.RawQuery,
 		Header:          r.Header,
@@ -96,11 +97,13 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request, id string, ev *Re
 	if err != nil {
 		vals[0] = formatMS(elapsed)
 		h[hdrExecMS] = vals[0:1:1]
+		h[hdrRunFailed] = hdrFalse
 		if errors.Is(err, ErrNotReady) {
 			return writeJSON(w, http.StatusServiceUnavailable, jsonObject("message", err.Error()))
 		}
 		if errors.Is(err, ErrScoringTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("scoring timeout", "request_id", id, "timeout", s.cfg.ScoringTimeout)
+			h[hdrRunFailed] = hdrTrue
 			return writeJSON(w, http.StatusInternalServerError, s.timeoutMessage)
 		}
 		if r.Context().Err() != nil {
@@ -116,8 +119,12 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request, id string, ev *Re
 	}
 	vals[0] = formatMS(resp.ExecTime)
 	h[hdrExecMS] = vals[0:1:1]
+	// Azure's inference server answers every scored request with
+	// x-ms-run-function-failed (its AMLResponse always sets it).
 	if resp.RunFailed {
 		h[hdrRunFailed] = hdrTrue
+	} else if _, ok := h[hdrRunFailed]; !ok {
+		h[hdrRunFailed] = hdrFalse
 	}
 	status := resp.Status
 	if status == 0 {

@@ -17,7 +17,8 @@ import (
 type ScoreRequest struct {
 	RequestID       string      // x-request-id (generated when absent)
 	ClientRequestID string      // x-ms-client-request-id, may be empty
-	Method          string      // "GET" or "POST"
+	Method          string      // "GET", "POST" (or "OPTIONS" for RawRequests runtimes)
+	Host            string      // the Host header (Go keeps it out of Header)
 	Path            string      // URL path as received, e.g. "/score"
 	RawQuery        string      // query string without '?'
 	Header          http.Header // request headers

@@ -1,6 +1,8 @@
 package modelserver
 
 import (
+	"github.com/modelship/modelship"
+
 	"context"
 	"errors"
 	"fmt"
@@ -250,9 +252,10 @@ const (
 )
 
 var (
-	ctJSON  = []string{"application/json"}
-	ctText  = []string{"text/plain; charset=utf-8"}
-	hdrTrue = []string{"True"}
+	ctJSON   = []string{"application/json"}
+	ctText   = []string{"text/plain; charset=utf-8"}
+	hdrTrue  = []string{"True"}
+	hdrFalse = []string{"False"}
 )
 
 // ServeHTTP routes one request and records its metrics.
@@ -295,7 +298,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, route string, ev 
 			fmt.Sprintf("request id headers must be at most %d characters", maxRequestIDSize)))
 	}
 	if ev != nil {
-		ev.RequestID, ev.ClientRequestID = id, headerValue(r.Header, hdrClientRequestID)
+		ev.RequestID, ev.ClientRequestID = id, headerValue(w.Header(), hdrClientRequestID)
 	}
 	switch route {
 	case routeScore:
@@ -398,16 +401,13 @@ func (s *Server) requestIDs(out, in http.Header) (string, bool) {
 		return "", false
 	}
 	if id == "" {
-		id = msID
-	}
-	if id == "" {
 		id = newRequestID()
 	}
-	ids := []string{id}
-	out[hdrRequestID] = ids
-	out[hdrMSRequestID] = ids
-	if clientID != "" {
-		out[hdrClientRequestID] = in[hdrClientRequestID][:1]
+	ms, client := modelship.RequestIDHeaders(id, msID, clientID)
+	out[hdrRequestID] = []string{id}
+	out[hdrMSRequestID] = []string{ms}
+	if client != "" {
+		out[hdrClientRequestID] = []string{client}
 	}
 	if t := in[hdrTraceID]; len(t) > 0 {
 		out[hdrTraceID] = t[:1]

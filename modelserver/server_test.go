@@ -111,12 +111,22 @@ func TestServer_Routes(t *testing.T) {
 		{name: "RequestIDEchoed", method: "POST", target: "/score", body: "{}",
 			header:     map[string]string{"x-request-id": "abc", "x-ms-client-request-id": "client-1", "TraceId": "trace-1"},
 			wantStatus: 200,
-			wantHeader: map[string]string{"x-request-id": "abc", "x-ms-request-id": "abc",
+			// Azure's inference server: without x-ms-request-id, it carries
+			// the client request id.
+			wantHeader: map[string]string{"x-request-id": "abc", "x-ms-request-id": "client-1",
 				"x-ms-client-request-id": "client-1", "TraceId": "trace-1"}},
+		{name: "RequestIDOnly", method: "POST", target: "/score", body: "{}",
+			header:     map[string]string{"x-request-id": "abc"},
+			wantStatus: 200, wantHeader: map[string]string{"x-request-id": "abc", "x-ms-request-id": "abc", "x-ms-client-request-id": ""}},
+		// The legacy x-ms-request-id is echoed and stands for the client
+		// request id; x-request-id is generated.
 		{name: "MSRequestIDUsed", method: "POST", target: "/score", body: "{}",
 			header:     map[string]string{"x-ms-request-id": "ms-1"},
-			wantStatus: 200, wantHeader: map[string]string{"x-request-id": "ms-1", "x-ms-request-id": "ms-1",
-				"x-ms-client-request-id": "", "TraceId": ""}},
+			wantStatus: 200, wantHeader: map[string]string{"x-ms-request-id": "ms-1",
+				"x-ms-client-request-id": "ms-1", "TraceId": ""}},
+		{name: "AllRequestIDs", method: "POST", target: "/score", body: "{}",
+			header:     map[string]string{"x-request-id": "r1", "x-ms-request-id": "ms-1", "x-ms-client-request-id": "c1"},
+			wantStatus: 200, wantHeader: map[string]string{"x-request-id": "r1", "x-ms-request-id": "ms-1", "x-ms-client-request-id": "c1"}},
 		{name: "RequestID100OK", method: "POST", target: "/score", body: "{}",
 			header: map[string]string{"x-request-id": max}, wantStatus: 200},
 		{name: "RequestIDTooLong", method: "POST", target: "/score", body: "{}",
@@ -220,9 +230,11 @@ func TestServer_Routes(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", k, got, want)
 				}
 			}
-			// Every answer carries the request ids.
+			// Every answer carries the request ids; x-ms-request-id is
+			// x-request-id unless the caller sent an x-ms-* id.
 			id := w.Header().Get("x-request-id")
-			if w.Code != 431 && (id == "" || w.Header().Get("x-ms-request-id") != id) {
+			callerIDs := tt.header["x-ms-request-id"] + tt.header["x-ms-client-request-id"]
+			if w.Code != 431 && (id == "" || (callerIDs == "" && w.Header().Get("x-ms-request-id") != id)) {
 				t.Errorf("x-request-id %q, x-ms-request-id %q", id, w.Header().Get("x-ms-request-id"))
 			}
 		})

@@ -256,7 +256,8 @@ func TestServeModel_ScorePy(t *testing.T) {
 		if err := json.Unmarshal([]byte(got.body), &out); err != nil || len(out.Result) != 3 || out.Result[2] != 6 {
 			t.Errorf("body %s (%v)", got.body, err)
 		}
-		for k, want := range map[string]string{"x-request-id": "req-1", "x-ms-request-id": "req-1", "x-ms-client-request-id": "client-1"} {
+		// Azure's rule: without x-ms-request-id, it carries the client id.
+		for k, want := range map[string]string{"x-request-id": "req-1", "x-ms-request-id": "client-1", "x-ms-client-request-id": "client-1", "x-ms-run-function-failed": "False"} {
 			if v := got.header.Get(k); v != want {
 				t.Errorf("%s = %q, want %q", k, v, want)
 			}

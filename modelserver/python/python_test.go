@@ -793,7 +793,9 @@ def run(split, values, ints):
 		"split": {"columns": ["a", "b"], "index": [0, 1], "data": [[1, 2.5], [3, 4.5]]},
 		"values": [[7, 8.5]],
 		"ints": [[1, 2], [3, 4], [5, 6]]}`})
-	want := `{"split": {"a": [1, 3], "b": [2.5, 4.5]}, "values": {"a": [7], "b": [8.5]}, "ints": ["int32", [3, 2]]}`
+	// orient="values" carries no column names, and inference-schema does
+	// not apply the sample's unless apply_column_names=True.
+	want := `{"split": {"a": [1, 3], "b": [2.5, 4.5]}, "values": {"0": [7], "1": [8.5]}, "ints": ["int32", [3, 2]]}`
 	if resp.Status != 200 || string(resp.Body) != want {
 		t.Errorf("got %d %s\nwant %s", resp.Status, resp.Body, want)
 	}
@@ -852,5 +854,46 @@ func TestTimeoutWithEscapedChild(t *testing.T) {
 	}
 	if out, err := exec.Command("pgrep", "-f", "sleep "+marker).Output(); err != nil || len(out) == 0 {
 		t.Fatalf("the escaped program is not running (pgrep: %v): the test proves nothing", err)
+	}
+}
+
+// A result json.dumps cannot encode is the server's failure, not run()'s:
+// Azure answers 500 with its internal-error message and does not set
+// x-ms-run-function-failed to True. An AMLResponse with a status of 500 or
+// more is run()'s failure.
+func TestUnserializableResult(t *testing.T) {
+	src := writeScript(t, `
+from azureml.contrib.services.aml_response import AMLResponse
+def init():
+    pass
+def run(raw):
+    if raw == "set":
+        return {1, 2}
+    return AMLResponse("no", 503)
+`)
+	r, _ := start(t, Config{EntryScript: "score.py", SourceDir: src})
+	resp := mustDo(t, r, call{body: "set"})
+	if resp.Status != 500 || resp.RunFailed || string(resp.Body) != `{"message": "An unexpected internal error occurred. Check the logs for more info."}` {
+		t.Errorf("set result: %d runFailed=%v %s", resp.Status, resp.RunFailed, resp.Body)
+	}
+	resp = mustDo(t, r, call{body: "aml"})
+	if resp.Status != 503 || !resp.RunFailed {
+		t.Errorf("AMLResponse 503: %d runFailed=%v %s", resp.Status, resp.RunFailed, resp.Body)
+	}
+}
+
+// request_headers holds Host, as Flask's request.headers did in Azure.
+func TestRequestHeadersHost(t *testing.T) {
+	src := writeScript(t, `
+def init():
+    pass
+def run(data, request_headers):
+    return {"host": request_headers.get("Host"), "custom": request_headers.get("X-Custom")}
+`)
+	r, _ := start(t, Config{EntryScript: "score.py", SourceDir: src})
+	resp, err := r.Score(context.Background(), &modelserver.ScoreRequest{RequestID: "r1", Method: "POST", Path: "/score", Host: "scoring.example:5001",
+		Header: http.Header{"X-Custom": {"1"}}, Body: []byte("x")})
+	if err != nil || resp.Status != 200 || string(resp.Body) != `{"host": "scoring.example:5001", "custom": "1"}` {
+		t.Fatalf("Score = %+v, %v", resp, err)
 	}
 }

@@ -319,6 +319,10 @@ func (w *worker) writeRequest(req *modelserver.ScoreRequest) error {
 	b = appendField(append(b, 0), req.RawQuery)
 	b = appendField(append(b, 0), req.Header.Get("Content-Type"))
 	if w.info.wantHeaders {
+		if req.Host != "" && req.Header.Get("Host") == "" {
+			b = appendField(append(b, 0), "Host")
+			b = appendField(append(b, 0), req.Host)
+		}
 		for k, vs := range req.Header {
 			for _, v := range vs {
 				b = appendField(append(b, 0), k)
@@ -389,7 +393,10 @@ func (r *Runtime) response(req *modelserver.ScoreRequest, meta *frameMeta, body 
 	resp := &modelserver.ScoreResponse{
 		Status:    meta.S,
 		Body:      body,
-		RunFailed: meta.F != 0 || meta.S >= 500,
+		// run() raised (F), or returned a response of status 500 or more
+		// (O); a 500 of the worker's own (a result json.dumps cannot
+		// encode) is not run()'s failure, as in Azure.
+		RunFailed: meta.F != 0 || (meta.O != 0 && meta.S >= 500),
 		ExecTime:  time.Duration(meta.NS),
 	}
 	if meta.O != 0 {

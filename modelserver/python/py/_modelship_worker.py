@@ -28,6 +28,9 @@ _dumps = json.dumps
 _loads = json.loads
 _perf = time.perf_counter_ns
 _ERR_RUN = b'{"message": "An unexpected error occurred in scoring script. Check the logs for more info."}'
+# What Azure's server answers when run() returned something json.dumps cannot
+# encode: its own error, outside the user's script (no x-ms-run-function-failed).
+_ERR_INTERNAL = b'{"message": "An unexpected internal error occurred. Check the logs for more info."}'
 
 
 _meta_encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -254,6 +257,7 @@ class _Worker:
             fields = read(ml).decode("utf-8", "surrogateescape").split("\0")
             body = read(bl) if bl else b""
             rt.request_id = fields[0]
+            rt.request_seq += 1
             handle(fields, body)
             out, err = sys.stdout, sys.stderr
             if getattr(out, "_pending", True):
@@ -318,7 +322,7 @@ class _Worker:
             data = _dumps(out).encode()
         except Exception as ex:
             msg = "run() returned a value that is not JSON serializable: %s: %s" % (type(ex).__name__, ex)
-            _write_frame({"t": "r", "s": 500, "f": 1, "ns": ns, "e": msg}, _ERR_RUN)
+            _write_frame({"t": "r", "s": 500, "ns": ns, "e": msg}, _ERR_INTERNAL)
             return
         _write_ok(ns, data)
 

@@ -23,3 +23,7 @@ class ModelNotFoundException(WebserviceException):
 
 class NotAvailableInModelship(AzureMLException, NotImplementedError):
     """An Azure cloud call was attempted inside a modelship scoring worker."""
+
+
+class AuthenticationException(AzureMLException):
+    """Authentication with Azure failed."""

@@ -11,7 +11,26 @@ def unavailable(what):
     )
 
 
-class CloudObject:
+def _raiser(what):
+    def call(*args, **kwargs):
+        unavailable(what)
+
+    call.__name__ = what.rsplit(".", 1)[-1]
+    call.__qualname__ = what
+    return call
+
+
+class _CloudClass(type):
+    """Makes any public class attribute an SDK class does not define a cloud call
+    (e.g. Datastore.register_azure_blob_container) that raises the clear error."""
+
+    def __getattr__(cls, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _raiser(cls._kind + "." + name)
+
+
+class CloudObject(metaclass=_CloudClass):
     """A class whose construction and class methods need the Azure cloud."""
 
     _kind = "azureml.core object"
@@ -26,3 +45,16 @@ class CloudObject:
     @classmethod
     def list(cls, *args, **kwargs):
         unavailable(cls._kind + ".list")
+
+
+class LocalObject(metaclass=_CloudClass):
+    """An SDK object that can be built in a worker (from arguments, not from the
+    cloud); its public methods and attributes that need the cloud raise the
+    clear error when called."""
+
+    _kind = "azureml.core object"
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _raiser(self._kind + "." + name)

@@ -3,6 +3,12 @@
 When AML_MODEL_DC_STORAGE_ENABLED is "true", collect() hands the rows to the
 server (over the worker protocol) with the request id; otherwise it is a
 no-op, as in Azure. AML_MODEL_DC_DEBUG=true also prints the rows.
+
+Correlation ids: an "inputs" collect gets a new id (or user_correlation_id).
+"predictions", "labels" and "signals" rows collected later in the same
+request get the id of that request's last "inputs" collect, as Azure's SDK
+correlates them with the last inputs; without one (or with an explicit
+user_correlation_id) they get their own. "general" rows always get their own.
 """
 
 import json
@@ -10,6 +16,31 @@ import os
 import uuid
 
 _DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general")
+_CORRELATED = ("predictions", "labels", "signals")
+
+# (request id, request sequence number, correlation id) of the last "inputs"
+# collect in this worker.
+_last_inputs = None
+
+
+def _request_key():
+    import _modelship_runtime as rt
+
+    return rt.request_id, getattr(rt, "request_seq", 0)
+
+
+def _correlation_id(designation, user_correlation_id):
+    global _last_inputs
+    if designation == "inputs":
+        correlation_id = user_correlation_id or str(uuid.uuid4())
+        _last_inputs = _request_key() + (correlation_id,)
+        return correlation_id
+    if user_correlation_id:
+        return user_correlation_id
+    last = _last_inputs
+    if designation in _CORRELATED and last is not None and last[:2] == _request_key():
+        return last[2]
+    return str(uuid.uuid4())
 
 
 def _rows(data):
@@ -44,7 +75,7 @@ class ModelDataCollector:
 
     def collect(self, input_data, user_correlation_id=""):
         """Collect one batch of rows; returns the correlation id."""
-        correlation_id = user_correlation_id or str(uuid.uuid4())
+        correlation_id = _correlation_id(self.designation, user_correlation_id)
         if not self.enabled:
             return correlation_id
         rows, columns = _rows(input_data)

@@ -3,7 +3,7 @@
 import io
 import json
 
-from .abstract_parameter_type import AbstractParameterType, require
+from .abstract_parameter_type import AbstractParameterType, require, swagger_for_value
 from .numpy_parameter_type import _swagger_for_dtype
 
 _ORIENTS = ("split", "records", "index", "columns", "values", "table")
@@ -26,26 +26,65 @@ class PandasParameterType(AbstractParameterType):
         self.orient = orient
 
     def deserialize_input(self, input_data):
+        """Decode a JSON value with the orient, as the inference-schema package does.
+
+        The sample's column names are applied only with apply_column_names=True
+        (orient "values" has no names: its columns are 0, 1, ...). With
+        enforce_column_type, a column takes the dtype of the sample's column of
+        the same name, and any other column becomes object.
+        """
         pd = require("pandas", "PandasParameterType")
         if isinstance(input_data, pd.DataFrame):
-            df = input_data
-        else:
-            if not isinstance(input_data, (list, dict)):
-                raise ValueError("Unable to convert input of type %s into a pandas DataFrame" % type(input_data).__name__)
-            df = pd.read_json(io.StringIO(json.dumps(input_data)), orient=self.orient, dtype=False)
-        if self.apply_column_names or (self.orient == "values" and len(df.columns) == len(self.sample_input.columns)):
+            return input_data
+        if not isinstance(input_data, (list, dict)):
+            raise ValueError("Unable to convert input of type %s into a pandas DataFrame" % type(input_data).__name__)
+        df = pd.read_json(io.StringIO(json.dumps(input_data)), orient=self.orient)
+        if self.apply_column_names:
             df.columns = self.sample_input.columns.copy()
-        if self.enforce_shape and df.shape[1] != self.sample_input.shape[1]:
-            raise ValueError(
-                "Invalid input data frame: data frame has %d columns, expected %d" % (df.shape[1], self.sample_input.shape[1])
-            )
         if self.enforce_column_type:
-            types = self.sample_input.dtypes.to_dict()
-            df = df.astype({c: types[c] for c in df.columns if c in types})
+            sample_types = self.sample_input.dtypes.to_dict()
+            types = {c: sample_types.get(c, object) for c in df.columns}
+            for c, t in types.items():
+                if str(t).startswith("timedelta"):
+                    df[c] = pd.to_timedelta(df[c])
+            df = df.astype(dtype=types)
+        if self.enforce_shape:
+            want = self.sample_input.shape
+            if df.ndim != len(want):
+                raise ValueError(
+                    "Invalid input data frame: a data frame with %d dimensions is expected; input has %d [shape %s]"
+                    % (len(want), df.ndim, df.shape)
+                )
+            for dim in range(1, len(want)):
+                if df.shape[dim] != want[dim]:
+                    raise ValueError(
+                        "Invalid input data frame: data frame has size %d on dimension #%d, while expected value is %d"
+                        % (df.shape[dim], dim, want[dim])
+                    )
         return df
 
     def _column_schemas(self):
-        return {str(c): _swagger_for_dtype(t) for c, t in self.sample_input.dtypes.items()}
+        np = require("numpy", "PandasParameterType")
+        out = {}
+        for c, t in self.sample_input.dtypes.items():
+            if isinstance(t, np.dtype) and t.kind != "O":
+                schema = _swagger_for_dtype(t)
+            elif str(t).startswith("datetime"):
+                schema = {"type": "string", "format": "date-time"}
+            else:
+                # object columns (pandas keeps str as object), string and category
+                # columns: describe them by their values, as inference-schema does
+                # (a column of str is a "string").
+                schema = {"type": "string"} if str(t) == "string" else {"type": "object"}
+                values = self.sample_input[c].dropna()
+                if len(values):
+                    first = values.iloc[0]
+                    if isinstance(first, np.generic):
+                        first = first.item()
+                    if isinstance(first, (str, bool, int, float)):
+                        schema = swagger_for_value(first)
+            out[str(c)] = schema
+        return out
 
     def input_to_swagger(self):
         cols = self._column_schemas()
