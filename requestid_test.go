@@ -8,7 +8,7 @@ import (
 
 func TestRequestIDHeaders(t *testing.T) {
 	for _, tc := range []struct {
-		id, ms, client       string
+		id, ms, client     string
 		wantMS, wantClient string
 	}{
 		{"gen", "", "", "gen", ""},

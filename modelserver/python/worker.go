@@ -391,8 +391,8 @@ func (w *worker) diedErr(err error) error {
 // response turns a response frame into a ScoreResponse.
 func (r *Runtime) response(req *modelserver.ScoreRequest, meta *frameMeta, body []byte) *modelserver.ScoreResponse {
 	resp := &modelserver.ScoreResponse{
-		Status:    meta.S,
-		Body:      body,
+		Status: meta.S,
+		Body:   body,
 		// run() raised (F), or returned a response of status 500 or more
 		// (O); a 500 of the worker's own (a result json.dumps cannot
 		// encode) is not run()'s failure, as in Azure.
