@@ -77,7 +77,7 @@ type ReplicaInfo struct {
 type Service struct {
 	Workspace     string          `json:"workspace"`
 	Name          string          `json:"name"`
-	ComputeType   string          `json:"computeType"`   // "AKS", as in Azure
+	ComputeType   string          `json:"computeType"`   // AKS, ACI or LOCAL: the deployment config's, as Azure reports it
 	ComputeTarget string          `json:"computeTarget"` // target name
 	Models        []string        `json:"models"`        // "name:version"
 	Inference     InferenceSpec   `json:"inference"`

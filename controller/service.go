@@ -91,7 +91,7 @@ func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.Deplo
 	}
 	now := time.Now().UTC()
 	svc := &modelship.Service{
-		Workspace: ws, Name: req.Name, ComputeType: "AKS", ComputeTarget: target, Models: modelIDs(models),
+		Workspace: ws, Name: req.Name, ComputeType: settings.ComputeType, ComputeTarget: target, Models: modelIDs(models),
 		Inference: inf, Settings: *settings, State: modelship.StateTransitioning, Generation: 1,
 		Description: settings.Description, Tags: orEmpty(settings.Tags), Properties: orEmpty(settings.Properties),
 		CreatedTime: now, UpdatedTime: now, DesiredReplicas: initialReplicas(settings),
