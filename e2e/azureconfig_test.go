@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/modelship/modelship"
 )
 
 // listScore answers the files of AZUREML_MODEL_DIR.
@@ -71,6 +73,15 @@ sslEnabled: True
 		if code != 200 || strings.TrimSpace(out) != tc.want {
 			t.Errorf("%s (%s) model dir = %d %s, want %s", tc.svc, tc.model, code, out, tc.want)
 		}
+	}
+	// Azure's local example: a service reported as LOCAL, port has no effect.
+	writeFile(t, filepath.Join(dir, "local.json"), []byte(`{"computeType": "local", "port": 32267}`))
+	r := s.cli(t, "model", "deploy", "-n", "svc-local", "-m", "dupa:1", "--ic", ic, "--dc", filepath.Join(dir, "local.json"))
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: port has no effect") {
+		t.Fatalf("deploy local: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if svc := decode[modelship.Service](t, s.ok(t, "service", "show", "svc-local", "-o", "json")); svc.ComputeType != "LOCAL" {
+		t.Errorf("computeType of a local service = %q, want LOCAL", svc.ComputeType)
 	}
 	// A deployment config without computeType is refused, as Azure's CLI
 	// refused it, and nothing is created.
