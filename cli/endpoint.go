@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -205,6 +206,18 @@ func newVersionChangeCmd(use, short, example string, call func(context.Context, 
 			if err := readVersionFlags(cmd, req); err != nil {
 				return err
 			}
+			if req.Name == "" {
+				// An AKSENDPOINT deployment config names its version.
+				var named struct {
+					VersionName string `json:"versionName"`
+				}
+				if len(dc) > 0 && json.Unmarshal(dc, &named) == nil {
+					req.Name = named.VersionName
+				}
+				if req.Name == "" {
+					return modelship.Errorf(modelship.EINVALID, "give the version's name with --version-name (or versionName in the deployment config)")
+				}
+			}
 			c, err := newClient()
 			if err != nil {
 				return err
@@ -218,7 +231,6 @@ func newVersionChangeCmd(use, short, example string, call func(context.Context, 
 	}
 	deploymentFlags(cmd.Flags())
 	versionFlags(cmd.Flags())
-	cmd.MarkFlagRequired("version-name")
 	outputFlag(cmd)
 	return cmd
 }

@@ -135,7 +135,10 @@ func TestEndpointTrafficSplit(t *testing.T) {
 	}
 	checkShares(t, counts, n, map[string]float64{"blue": 20, "green": 80})
 	// A third: red takes 30, the unallocated 10 goes to green (default).
-	s.ok(t, append([]string{"endpoint", "version", "create", "fraud", "--version-name", "red", "-m", "m:1", "-ic", ic, "--traffic-percentile", "30", "--num-replicas", "1"}, wait...)...)
+	// (Its name and share from an AKSENDPOINT deployment config, as Azure's notebook writes it.)
+	redDC := filepath.Join(t.TempDir(), "red.json")
+	writeFile(t, redDC, []byte(`{"computeType": "AKSENDPOINT", "versionName": "red", "trafficPercentile": 30, "numReplicas": 1}`))
+	s.ok(t, append([]string{"endpoint", "version", "create", "fraud", "-m", "m:1", "-ic", ic, "-dc", redDC}, wait...)...)
 	counts, failed = s.hit(t, "fraud", key, n, nil)
 	if failed != 0 {
 		t.Fatalf("%d failed requests", failed)
@@ -174,6 +177,7 @@ func TestEndpointRules(t *testing.T) {
 	s.fails(t, "0 to 100", "endpoint", "create", "-n", "rules", "-m", "m:1", "-ic", ic, "--version-name", "v-one", "--traffic-percentile", "120")
 	s.ok(t, "endpoint", "create", "-n", "rules", "-m", "m:1", "-ic", ic, "--version-name", "v-one", "--traffic-percentile", "60", "--num-replicas", "1")
 	s.fails(t, "add up to 110", "endpoint", "version", "create", "rules", "--version-name", "v-two", "-m", "m:1", "-ic", ic, "--traffic-percentile", "50")
+	s.fails(t, "--version-name (or versionName", "endpoint", "version", "create", "rules", "-m", "m:1", "-ic", ic)
 	s.fails(t, "use 0 to 50", "endpoint", "version", "create", "rules", "--version-name", "v-two", "-m", "m:1", "-ic", ic, "--mirror-percentile", "60")
 	s.fails(t, "version name", "endpoint", "version", "create", "rules", "--version-name", "Bad_Name", "-m", "m:1", "-ic", ic)
 	for i := 2; i <= 6; i++ {
