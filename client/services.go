@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/modelship/modelship"
@@ -187,8 +188,12 @@ func (c *Client) WaitOperation(ctx context.Context, ws, id string, showOutput bo
 			return nil, err
 		}
 		for _, l := range op.Log {
-			if showOutput && out != nil {
+			switch {
+			case showOutput && out != nil:
 				fmt.Fprintf(out, "%s %s\n", l.Time.Local().Format("15:04:05"), l.Message)
+			case out != nil && strings.HasPrefix(l.Message, "Unschedulable: "):
+				// A wait of minutes should not be silent: say why once.
+				fmt.Fprintf(out, "%s %s (waiting for capacity; the deployment gives up after a while, as Azure's does; Ctrl-C stops waiting, not the deployment)\n", l.Time.Local().Format("15:04:05"), l.Message)
 			}
 			seq = l.Seq
 		}

@@ -284,6 +284,11 @@ func TestUnschedulableThenFailed(t *testing.T) {
 	if !strings.Contains(svc.Error.Message, "available resources") {
 		t.Fatalf("failed error: %+v", svc.Error)
 	}
+	// Waiting without --show-output still says why it waits.
+	r = s.cli(t, "model", "deploy", "-m", "m:1", "-n", "bigsvc3", "-ic", filepath.Join(dir, "ic.json"), "-dc", filepath.Join(dir, "dc.json"))
+	if r.code == 0 || !strings.Contains(r.stderr, "Unschedulable: ") || !strings.Contains(r.stderr, "waiting for capacity") || !strings.Contains(r.stderr, "available resources") {
+		t.Fatalf("deploy of an unschedulable service: exit %d\n%s", r.code, r.stderr)
+	}
 	// A local target with a small budget: DevTest warns under 2 vCPU, FastProd needs 12.
 	s.fails(t, "at least 12 vCPU", "computetarget", "create", "local", "-n", "prod", "--cpu", "4", "--memory-gb", "8")
 	r = s.cli(t, "computetarget", "create", "local", "-n", "tiny", "--cluster-purpose", "DevTest", "--cpu", "1", "--memory-gb", "2")
