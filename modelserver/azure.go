@@ -117,8 +117,12 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request, id string, ev *Re
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	vals[0] = formatMS(resp.ExecTime)
-	h[hdrExecMS] = vals[0:1:1]
+	if resp.ExecTime > 0 || resp.Status < 400 {
+		// Not on input errors (400, 415) that never reached run(), as
+		// in Azure's server.
+		vals[0] = formatMS(resp.ExecTime)
+		h[hdrExecMS] = vals[0:1:1]
+	}
 	// Azure's inference server answers every scored request with
 	// x-ms-run-function-failed (its AMLResponse always sets it).
 	if resp.RunFailed {

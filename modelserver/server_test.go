@@ -142,6 +142,11 @@ func TestServer_Routes(t *testing.T) {
 				ExecTime: 12345600 * time.Nanosecond}, nil
 		}}, method: "POST", target: "/score", body: "{}", wantStatus: 500, wantBody: `{"message":"boom"}`,
 			wantHeader: map[string]string{"x-ms-run-function-failed": "True", "x-ms-run-fn-exec-ms": "12.346"}},
+		// An input error that never reached run(): no exec time, as in Azure.
+		{name: "InputError", rt: &fakeRuntime{score: func(context.Context, *modelserver.ScoreRequest) (*modelserver.ScoreResponse, error) {
+			return &modelserver.ScoreResponse{Status: 415, Body: []byte(`{"message":"Expects Content-Type to be application/json"}`)}, nil
+		}}, method: "POST", target: "/score", body: "{}", wantStatus: 415,
+			wantHeader: map[string]string{"x-ms-run-function-failed": "False", "x-ms-run-fn-exec-ms": ""}},
 		{name: "RuntimeError", rt: &fakeRuntime{score: func(context.Context, *modelserver.ScoreRequest) (*modelserver.ScoreResponse, error) {
 			return nil, errors.New("worker died")
 		}}, method: "POST", target: "/score", body: "{}", wantStatus: 500, wantBody: `{"message":"worker died"}`},
