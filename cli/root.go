@@ -199,7 +199,7 @@ func newClient() (*client.Client, error) {
 	if cfg.Token == "" {
 		return nil, modelship.Errorf(modelship.EUNAUTHORIZED, "no admin token found; set MODELSHIP_TOKEN, write it to ~/.modelship/config.json, or run the CLI as the user that runs `modelship server`")
 	}
-	var opts []client.Option
+	opts := []client.Option{client.WithWarnings(func(w string) { fmt.Fprintln(os.Stderr, "warning:", w) })}
 	if cfg.CAFile != "" {
 		tc, err := tlsutil.ClientConfig(cfg.CAFile)
 		if err != nil {

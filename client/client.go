@@ -33,10 +33,17 @@ type Client struct {
 	Services       *ServicesClient
 	Endpoints      *EndpointsClient
 	ComputeTargets *ComputeTargetsClient
+
+	// warn receives what uploads leave out (a link that leads nowhere).
+	warn func(string)
 }
 
 // Option configures a Client.
 type Option func(*Client)
+
+// WithWarnings sets where the client reports what it does not upload,
+// such as a symbolic link in a folder that leads nowhere.
+func WithWarnings(f func(string)) Option { return func(c *Client) { c.warn = f } }
 
 // WithHTTPClient sets the HTTP client (timeouts, transport).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }

@@ -101,7 +101,7 @@ func (m *ModelsClient) Register(ctx context.Context, ws string, opts RegisterOpt
 	q["tag"] = kv(opts.Tags)
 	q["property"] = kv(opts.Properties)
 
-	body := &uploadBody{path: opts.Path, dir: info.IsDir()}
+	body := &uploadBody{path: opts.Path, dir: info.IsDir(), warn: m.c.warn}
 	req, err := m.c.newRequest(ctx, http.MethodPost, modelPath(ws, opts.Name)+"/versions", q, body)
 	if err != nil {
 		return nil, err
@@ -113,6 +113,10 @@ func (m *ModelsClient) Register(ctx context.Context, ws string, opts RegisterOpt
 	var out modelship.ModelVersion
 	err = m.c.doJSON(req, &out)
 	body.Close()
+	if body.err != nil {
+		// Reading the model failed (not the server): say that.
+		return nil, modelship.Errorf(modelship.EINVALID, "model %q cannot be uploaded: %v", opts.Path, body.err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +129,9 @@ func (m *ModelsClient) Register(ctx context.Context, ws string, opts RegisterOpt
 type uploadBody struct {
 	path    string
 	dir     bool
+	warn    func(string)
 	trailer http.Header
+	err     error // the content's own failure, if any
 
 	pr *io.PipeReader
 }
@@ -134,7 +140,10 @@ type uploadBody struct {
 func (b *uploadBody) WriteTo(w io.Writer) (int64, error) {
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(w, h)}
-	if err := writeContent(cw, b.path, b.dir); err != nil {
+	if err := writeContent(cw, b.path, b.dir, b.warn); err != nil {
+		if cw.werr == nil {
+			b.err = err // reading the content failed, not sending it
+		}
 		return cw.n, err
 	}
 	b.trailer.Set(httpapi.DigestTrailer, hex.EncodeToString(h.Sum(nil)))
@@ -161,21 +170,25 @@ func (b *uploadBody) Close() error {
 }
 
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w    io.Writer
+	n    int64
+	werr error // the first write error (sending failed)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if err != nil && c.werr == nil {
+		c.werr = err
+	}
 	return n, err
 }
 
-func writeContent(w io.Writer, path string, dir bool) error {
+func writeContent(w io.Writer, path string, dir bool, warn func(string)) error {
 	if dir {
 		// As in Azure ML, a registered folder keeps its name: its files
 		// are found under AZUREML_MODEL_DIR/<folder>/ once deployed.
-		return tarutil.WriteDirAs(w, path, folderName(path))
+		return tarutil.WriteDirAs(w, path, folderName(path), warn)
 	}
 	f, err := os.Open(path)
 	if err != nil {

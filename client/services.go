@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,13 +50,18 @@ func (s *ServicesClient) UploadSource(ctx context.Context, ws, path string) (str
 		return "", modelship.Errorf(modelship.EINVALID, "source %q cannot be read: %v", path, err)
 	}
 	pr, pw := io.Pipe()
+	srcErr := make(chan error, 1)
 	go func() {
 		var err error
 		if info.IsDir() {
-			err = tarutil.WriteDir(pw, path)
+			err = tarutil.WriteDirAs(pw, path, "", s.c.warn)
 		} else {
 			err = writeSingleFileTar(pw, path, info)
 		}
+		if errors.Is(err, errRequestEnded) {
+			err = nil // the request ended first; its error says why
+		}
+		srcErr <- err
 		pw.CloseWithError(err)
 	}()
 	req, err := s.c.newRequest(ctx, http.MethodPost, wsPath(ws)+"/sources", nil, pr)
@@ -65,11 +71,18 @@ func (s *ServicesClient) UploadSource(ctx context.Context, ws, path string) (str
 	req.Header.Set("Content-Type", httpapi.ContentTypeTar)
 	var out httpapi.SourceResponse
 	if err := s.c.doJSON(req, &out); err != nil {
-		pr.CloseWithError(err)
+		pr.CloseWithError(errRequestEnded)
+		if serr := <-srcErr; serr != nil {
+			// Reading the folder failed (not the server): say that.
+			return "", modelship.Errorf(modelship.EINVALID, "source %q cannot be uploaded: %v", path, serr)
+		}
 		return "", err
 	}
 	return out.SHA256, nil
 }
+
+// errRequestEnded stops a folder upload whose request failed.
+var errRequestEnded = errors.New("the upload request ended")
 
 func writeSingleFileTar(w io.Writer, path string, info os.FileInfo) error {
 	tw := tar.NewWriter(w)

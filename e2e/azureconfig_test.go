@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,9 +75,25 @@ sslEnabled: True
 			t.Errorf("%s (%s) model dir = %d %s, want %s", tc.svc, tc.model, code, out, tc.want)
 		}
 	}
+	// A source folder with a project-local virtualenv (its bin/python links
+	// outside the folder) and a stale link deploys; the stale link is left
+	// out with a warning.
+	proj := filepath.Join(dir, "proj")
+	writeFile(t, filepath.Join(proj, "score.py"), []byte(listScore))
+	os.MkdirAll(filepath.Join(proj, ".venv", "bin"), 0o755)
+	os.Symlink(systemPython, filepath.Join(proj, ".venv", "bin", "python"))
+	os.Symlink("/nonexistent/thing", filepath.Join(proj, "stale"))
+	writeFile(t, filepath.Join(dir, "proj-ic.json"), []byte(`{"entryScript": "score.py", "sourceDirectory": "proj"}`))
+	r := s.cli(t, "model", "deploy", "-n", "svc-venv", "-m", "dupa:1", "--ic", filepath.Join(dir, "proj-ic.json"), "--dc", dc)
+	if r.code != 0 || !strings.Contains(r.stderr, "stale links to /nonexistent/thing, which does not exist; left out") {
+		t.Fatalf("deploy with links in the source folder: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if code, out, _ := s.score(t, "svc-venv", "", `{}`); code != 200 || strings.TrimSpace(out) != `["first_name.bin"]` {
+		t.Errorf("svc-venv = %d %s", code, out)
+	}
 	// Azure's local example: a service reported as LOCAL, port has no effect.
 	writeFile(t, filepath.Join(dir, "local.json"), []byte(`{"computeType": "local", "port": 32267}`))
-	r := s.cli(t, "model", "deploy", "-n", "svc-local", "-m", "dupa:1", "--ic", ic, "--dc", filepath.Join(dir, "local.json"))
+	r = s.cli(t, "model", "deploy", "-n", "svc-local", "-m", "dupa:1", "--ic", ic, "--dc", filepath.Join(dir, "local.json"))
 	if r.code != 0 || !strings.Contains(r.stderr, "warning: port has no effect") {
 		t.Fatalf("deploy local: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -58,77 +58,138 @@ var epoch = time.Unix(0, 0).UTC()
 // lexical order, mode bits only, and zeroed times and owners, so that the
 // same folder always gives the same bytes (and the same sha256).
 func WriteDir(w io.Writer, dir string) error {
-	return WriteDirAs(w, dir, "")
+	return WriteDirAs(w, dir, "", nil)
 }
 
 // WriteDirAs is WriteDir with every entry under prefix/ (a folder entry
 // for prefix itself first), e.g. a model folder registered by its name.
-func WriteDirAs(w io.Writer, dir, prefix string) error {
-	tw := tar.NewWriter(w)
-	buf := make([]byte, 1<<20)
+//
+// A symbolic link that stays inside the folder is kept as a link. One that
+// leaves it (a virtualenv's bin/python, a link to a shared data folder, a
+// Hugging Face cache snapshot) is followed, as Azure's upload read through
+// links: the file's content, or the folder's tree, is written under the
+// link's name. A link that leads nowhere, or into a loop, is left out and
+// reported to warn (when not nil).
+func WriteDirAs(w io.Writer, dir, prefix string, warn func(string)) error {
+	wr := &dirWriter{tw: tar.NewWriter(w), buf: make([]byte, 1<<20), warn: warn}
 	if prefix != "" {
-		if err := tw.WriteHeader(&tar.Header{Name: prefix + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+		if err := wr.tw.WriteHeader(&tar.Header{Name: prefix + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
 	}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		if prefix != "" {
-			name = prefix + "/" + name
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hdr := &tar.Header{Name: name, Mode: int64(info.Mode().Perm()), ModTime: epoch, Format: tar.FormatPAX}
-		switch {
-		case info.Mode().IsRegular():
-			hdr.Typeflag = tar.TypeReg
-			hdr.Size = info.Size()
-		case info.IsDir():
-			hdr.Typeflag = tar.TypeDir
-			hdr.Name += "/"
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			hdr.Typeflag = tar.TypeSymlink
-			hdr.Linkname = filepath.ToSlash(target)
-			if _, err := LinkTarget(name, hdr); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-		default:
-			return fmt.Errorf("%s is not a regular file, folder or link; remove it from the model folder", p)
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		n, err := io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), buf)
-		if err == nil && n != hdr.Size {
-			err = fmt.Errorf("%s changed size while being read", p)
-		}
-		return err
-	})
+	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return err
 	}
-	return tw.Close()
+	wr.open = map[string]bool{real: true}
+	if err := wr.tree(dir, prefix); err != nil {
+		return err
+	}
+	return wr.tw.Close()
+}
+
+type dirWriter struct {
+	tw   *tar.Writer
+	buf  []byte
+	warn func(string)
+	open map[string]bool // real paths of the folders being written (loop guard)
+}
+
+// tree writes the entries of folder dir under the tar name prefix.
+func (wr *dirWriter) tree(dir, prefix string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		name := e.Name()
+		if prefix != "" {
+			name = prefix + "/" + name
+		}
+		if err := wr.entry(p, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (wr *dirWriter) entry(p, name string) error {
+	info, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		hdr := &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: filepath.ToSlash(target), Mode: 0o777, ModTime: epoch, Format: tar.FormatPAX}
+		if _, err := LinkTarget(name, hdr); err == nil && !strings.HasPrefix(name, "../") {
+			if _, serr := os.Stat(p); serr == nil {
+				return wr.tw.WriteHeader(hdr) // stays inside: keep the link
+			}
+		}
+		// Leaves the folder (or leads nowhere): follow it.
+		info, err = os.Stat(p)
+		if err != nil {
+			wr.warnf("%s links to %s, which does not exist; left out", p, target)
+			return nil
+		}
+		if info.IsDir() {
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil || wr.contains(real) {
+				wr.warnf("%s links to %s, a folder that contains it (a loop); left out", p, target)
+				return nil
+			}
+			wr.open[real] = true
+			defer delete(wr.open, real)
+		}
+	}
+	hdr := &tar.Header{Name: name, Mode: int64(info.Mode().Perm()), ModTime: epoch, Format: tar.FormatPAX}
+	switch {
+	case info.Mode().IsRegular():
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = info.Size()
+	case info.IsDir():
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+		if err := wr.tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		return wr.tree(p, name)
+	default:
+		return fmt.Errorf("%s is not a regular file, folder or link; remove it from the folder", p)
+	}
+	if err := wr.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.CopyBuffer(wr.tw, io.LimitReader(f, hdr.Size), wr.buf)
+	if err == nil && n != hdr.Size {
+		err = fmt.Errorf("%s changed size while being read", p)
+	}
+	return err
+}
+
+// contains reports whether folder real is, or holds, a folder being written.
+func (wr *dirWriter) contains(real string) bool {
+	for o := range wr.open {
+		if o == real || strings.HasPrefix(o, real+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (wr *dirWriter) warnf(format string, args ...any) {
+	if wr.warn != nil {
+		wr.warn(fmt.Sprintf(format, args...))
+	}
 }
 
 // Extract unpacks a tar stream into dir (which must exist), refusing entries

@@ -40,13 +40,46 @@ func TestWriteDirIsDeterministicAndExtracts(t *testing.T) {
 	}
 }
 
-func TestWriteDirRefusesEscapingLink(t *testing.T) {
-	src := t.TempDir()
+// Links that leave the folder are followed (a virtualenv's bin/python, a
+// shared data folder), as Azure's upload read through them; links that
+// lead nowhere or into a loop are left out with a warning.
+func TestWriteDirFollowsEscapingLinks(t *testing.T) {
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "python3"), []byte("interpreter"), 0o755)
+	os.MkdirAll(filepath.Join(outside, "shared", "sub"), 0o755)
+	os.WriteFile(filepath.Join(outside, "shared", "sub", "data.csv"), []byte("a,b"), 0o644)
+	src := filepath.Join(outside, "project")
+	os.MkdirAll(filepath.Join(src, ".venv", "bin"), 0o755)
 	os.WriteFile(filepath.Join(src, "ok"), []byte("x"), 0o644)
-	os.Symlink("../../etc/passwd", filepath.Join(src, "bad"))
+	os.Symlink(filepath.Join(outside, "python3"), filepath.Join(src, ".venv", "bin", "python"))
+	os.Symlink("../shared", filepath.Join(src, "data"))
+	os.Symlink("/nonexistent/thing", filepath.Join(src, "broken"))
+	os.Symlink("..", filepath.Join(src, "loop"))
 	var buf bytes.Buffer
-	if err := WriteDir(&buf, src); err == nil || !strings.Contains(err.Error(), "outside") {
-		t.Fatalf("err = %v", err)
+	var warnings []string
+	if err := WriteDirAs(&buf, src, "", func(w string) { warnings = append(warnings, w) }); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if _, err := Extract(bytes.NewReader(buf.Bytes()), dst); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{".venv/bin/python": "interpreter", "data/sub/data.csv": "a,b", "ok": "x"} {
+		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, ".venv", "bin", "python")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o755 {
+		t.Errorf("followed link: %v %v", fi, err)
+	}
+	for _, name := range []string{"broken", "loop"} {
+		if _, err := os.Lstat(filepath.Join(dst, name)); err == nil {
+			t.Errorf("%s was written", name)
+		}
+	}
+	got := strings.Join(warnings, "\n")
+	if len(warnings) != 2 || !strings.Contains(got, "does not exist") || !strings.Contains(got, "a loop") {
+		t.Errorf("warnings = %q", warnings)
 	}
 }
 
