@@ -89,10 +89,16 @@ func (c *cache) extract(ctx context.Context, key, digest string, fill func(dst s
 	return final, nil
 }
 
-// linkTree recreates the tree src at dst with hard links to src's files
-// (a copy when linking fails, e.g. across file systems); symlinks inside
-// the tree stay symlinks. The folders are real, so tools that walk the
-// model directory see ordinary files.
+// privateCopyMax is the size up to which linkTree copies a file instead of
+// hard-linking it: a deployment gets its own copy of small files (a script
+// that rewrites its settings.json or appends to a small model file changes
+// only its own), while large model files are shared with the cache.
+const privateCopyMax = 4 << 20
+
+// linkTree recreates the tree src at dst: files up to privateCopyMax are
+// copied, larger ones hard-linked to src's (copied when linking fails, e.g.
+// across file systems); symlinks inside the tree stay symlinks. The folders
+// are real, so tools that walk the model directory see ordinary files.
 func linkTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -113,8 +119,10 @@ func linkTree(src, dst string) error {
 			}
 			return os.Symlink(l, target)
 		default:
-			if err := os.Link(p, target); err == nil {
-				return nil
+			if info, err := d.Info(); err == nil && info.Size() > privateCopyMax {
+				if err := os.Link(p, target); err == nil {
+					return nil
+				}
 			}
 			return copyFile(p, target)
 		}
@@ -136,6 +144,32 @@ func copyFile(src, dst string) error {
 		err = cerr
 	}
 	return err
+}
+
+// appRoot lays out a deployment's app root at dir, as Azure's container
+// has /var/azureml-app: the source folder's files (linkTree) and
+// azureml-models/ (a link to the models laid out next to it), so scripts
+// that open "azureml-models/<name>/<version>/..." relative to the working
+// directory or to AML_APP_ROOT find them.
+func (c *cache) appRoot(dir, src, models string) error {
+	marker := dir + ".complete"
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	os.RemoveAll(dir)
+	if err := linkTree(src, dir); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "azureml-models")); os.IsNotExist(err) {
+		rel, err := filepath.Rel(dir, models)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(rel, filepath.Join(dir, "azureml-models")); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(marker, nil, 0o644)
 }
 
 // modelRoot lays out the models of a deployment as Azure does, under

@@ -124,6 +124,15 @@ func (c *Controller) Deploy(ctx context.Context, ws string, req *modelship.Deplo
 
 // settingsNotes lists the settings without effect on a target of type
 // targetType.
+// shortDigest returns the first 12 characters of a digest (all of a
+// shorter one).
+func shortDigest(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
 func settingsNotes(s *modelship.ServiceSettings, targetType string) []string {
 	if targetType != modelship.TargetLocal {
 		return nil
@@ -377,8 +386,14 @@ func (c *Controller) specFor(ctx context.Context, svc *modelship.Service, ct *mo
 			if err != nil {
 				return nil, fmt.Errorf("preparing the source folder: %w", err)
 			}
-			env["AZUREML_SOURCE_DIRECTORY"] = src
-			env["AML_APP_ROOT"] = src
+			// The replica's own app root: the source files plus
+			// azureml-models/, as Azure's /var/azureml-app.
+			app := filepath.Join(layout, "app-"+shortDigest(svc.Inference.SourceDigest))
+			if err := c.cache.appRoot(app, src, filepath.Join(layout, "azureml-models")); err != nil {
+				return nil, fmt.Errorf("preparing the app root: %w", err)
+			}
+			env["AZUREML_SOURCE_DIRECTORY"] = app
+			env["AML_APP_ROOT"] = app
 		}
 	}
 	for k, v := range map[string]string{

@@ -109,3 +109,42 @@ sslEnabled: True
 	writeFile(t, filepath.Join(dir, "bad.yml"), []byte("computeType: [aks\n"))
 	s.fails(t, "is neither JSON nor YAML", "model", "deploy", "-n", "svc-c", "-m", "dupa:1", "--ic", ic, "--dc", filepath.Join(dir, "bad.yml"))
 }
+
+// appRootScore loads its model the way many public samples do, relative to
+// the working directory (Azure's /var/azureml-app), then changes its own
+// files: a deployment's files must be its own.
+const appRootScore = `import json, os
+def init():
+    global seen
+    with open("azureml-models/m/1/model.pkl", "rb") as f:
+        weights = f.read()
+    with open("settings.json") as f:
+        settings = json.load(f)
+    seen = {"weights": weights.decode(), "settings": settings,
+            "app_root_models": os.path.isdir(os.path.join(os.environ["AML_APP_ROOT"], "azureml-models"))}
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"), "ab") as f:
+        f.write(b"-changed")
+    with open("settings.json", "w") as f:
+        json.dump({"mutated": True}, f)
+def run(raw):
+    return seen
+`
+
+func TestAzureAppRoot(t *testing.T) {
+	needPython(t)
+	s := startServer(t, "")
+	dir := t.TempDir()
+	registerDummy(t, s, dir)
+	writeFile(t, filepath.Join(dir, "src", "score.py"), []byte(appRootScore))
+	writeFile(t, filepath.Join(dir, "src", "settings.json"), []byte(`{"mutated": false}`))
+	writeFile(t, filepath.Join(dir, "ic.json"), []byte(`{"entryScript": "score.py", "sourceDirectory": "src"}`))
+	writeFile(t, filepath.Join(dir, "dc.json"), []byte(`{"computeType": "aks", "numReplicas": 1, "authEnabled": false}`))
+	want := `{"weights": "weights", "settings": {"mutated": false}, "app_root_models": true}`
+	for _, name := range []string{"first", "second"} {
+		s.deploy(t, dir, name)
+		if code, out, _ := s.score(t, name, "", `{}`); code != 200 || strings.TrimSpace(out) != want {
+			t.Errorf("%s: %d %s, want %s", name, code, out, want)
+		}
+		s.ok(t, "service", "delete", name)
+	}
+}
