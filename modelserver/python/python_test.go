@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -895,5 +897,40 @@ def run(data, request_headers):
 		Header: http.Header{"X-Custom": {"1"}}, Body: []byte("x")})
 	if err != nil || resp.Status != 200 || string(resp.Body) != `{"host": "scoring.example:5001", "custom": "1"}` {
 		t.Fatalf("Score = %+v, %v", resp, err)
+	}
+}
+
+// As Azure's no-code deployment: a classifier answers predict_proba by
+// default, "method" chooses, and an unknown method is an error.
+func TestNoCodeSklearnClassifierMethods(t *testing.T) {
+	modelDir := t.TempDir()
+	out, err := exec.Command("/usr/bin/python3", "-c", `import joblib, json, sys
+from sklearn.linear_model import LogisticRegression
+m = LogisticRegression().fit([[0.0], [0.2], [0.8], [1.0]], [0, 0, 1, 1])
+joblib.dump(m, sys.argv[1] + "/model.pkl")
+print(json.dumps({"proba": m.predict_proba([[0.9]]).tolist(), "labels": m.predict([[0.9]]).tolist()}))`, modelDir).Output()
+	if err != nil {
+		t.Skipf("scikit-learn: %v", err)
+	}
+	var want struct {
+		Proba  [][]float64
+		Labels []int
+	}
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := start(t, Config{NoCodeModel: "model.pkl", ModelDir: modelDir})
+	var proba [][]float64
+	for _, body := range []string{`{"data": [[0.9]]}`, `{"data": [[0.9]], "method": "predict_proba"}`} {
+		resp := mustDo(t, r, call{body: body, ct: "application/json"})
+		if err := json.Unmarshal(resp.Body, &proba); err != nil || len(proba) != 1 || len(proba[0]) != 2 || math.Abs(proba[0][1]-want.Proba[0][1]) > 1e-9 {
+			t.Errorf("%s: %d %s, want %v", body, resp.Status, resp.Body, want.Proba)
+		}
+	}
+	if resp := mustDo(t, r, call{body: `{"data": [[0.9]], "method": "predict"}`, ct: "application/json"}); string(resp.Body) != fmt.Sprintf("[%d]", want.Labels[0]) {
+		t.Errorf("predict: %d %s, want %v", resp.Status, resp.Body, want.Labels)
+	}
+	if resp := mustDo(t, r, call{body: `{"data": [[0.9]], "method": "bogus"}`, ct: "application/json"}); resp.Status != 500 || !resp.RunFailed {
+		t.Errorf("bogus method: %d %s", resp.Status, resp.Body)
 	}
 }
