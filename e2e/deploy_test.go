@@ -367,7 +367,7 @@ func TestQueueFullAndTimeout(t *testing.T) {
 	if code != 504 {
 		t.Fatalf("over the scoring timeout: %d %s", code, out)
 	}
-	// The replica recovers (the stuck worker is replaced).
+	// The replica recovers (run() was interrupted in its worker).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if code, _, _ := s.score(t, "slowsvc", "", `{"data": [[1]]}`); code == 200 {

@@ -6,8 +6,10 @@
 // sys.path, the working directory set to the source dir), calls init() once
 // and then run() once per request. Go owns the concurrency (one request per
 // worker at a time; extra requests wait for a free worker), the scoring
-// timeout (a stuck worker is killed and replaced) and restarts (a worker that
-// dies is replaced; only its in-flight request fails).
+// timeout (run() is interrupted in its worker by SIGALRM at the deadline, as
+// in Azure's server; a worker that does not come back is killed and
+// replaced) and restarts (a worker that dies is replaced; only its
+// in-flight request fails).
 //
 // # Protocol
 //

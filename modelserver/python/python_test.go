@@ -261,7 +261,10 @@ func waitFor(t testing.TB, cond func() bool) {
 	}
 }
 
-func TestTimeoutReplacesWorker(t *testing.T) {
+// At the scoring deadline run() is interrupted inside its worker, as in
+// Azure's server: the request gets the timeout, the worker and its state
+// stay, and the next request is served at once without another init().
+func TestTimeoutInterruptsRun(t *testing.T) {
 	r, _ := start(t, Config{EntryScript: "trivial.py", SourceDir: testdata(t)})
 	before := r.pids()
 	t0 := time.Now()
@@ -270,6 +273,33 @@ func TestTimeoutReplacesWorker(t *testing.T) {
 		t.Fatalf("err %v, want ErrScoringTimeout", err)
 	}
 	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("timeout took %v", d)
+	}
+	t0 = time.Now()
+	resp := mustDo(t, r, call{body: "pid", timeout: 10 * time.Second})
+	if resp.Status != 200 || int(jsonBody(t, resp).(float64)) != before[0] {
+		t.Fatalf("after the timeout: %d %s, want pid %d (the same worker)", resp.Status, resp.Body, before[0])
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("request after timeout took %v", d)
+	}
+	if after := r.pids(); len(after) != 1 || after[0] != before[0] {
+		t.Errorf("pids before %v after %v: the worker was replaced", before, after)
+	}
+}
+
+// A run() that does not come back when interrupted (stuck in C code; here
+// it blocks the signal) gets its worker killed and replaced, so no later
+// request waits on it.
+func TestStuckRunReplacesWorker(t *testing.T) {
+	r, _ := start(t, Config{EntryScript: "trivial.py", SourceDir: testdata(t)})
+	before := r.pids()
+	t0 := time.Now()
+	_, err := do(t, r, call{body: "stuck:30", timeout: 300 * time.Millisecond})
+	if !errors.Is(err, modelserver.ErrScoringTimeout) {
+		t.Fatalf("err %v, want ErrScoringTimeout", err)
+	}
+	if d := time.Since(t0); d > 300*time.Millisecond+interruptGrace+2*time.Second {
 		t.Errorf("timeout took %v", d)
 	}
 	// The next request is served by the replacement, not stuck behind the sleeper.

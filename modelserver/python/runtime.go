@@ -20,6 +20,14 @@ import (
 // ErrClosed is returned by Score after Close was called.
 var ErrClosed = errors.New("python runtime is closed")
 
+// errInterrupted is a worker's answer that run() was interrupted at the
+// scoring deadline.
+var errInterrupted = errors.New("run() interrupted at the scoring timeout")
+
+// interruptGrace is how long a run() interrupted at the deadline has to
+// come back before its worker is killed.
+const interruptGrace = 2 * time.Second
+
 // Runtime serves a score.py with a pool of Python workers. It implements
 // modelserver.Runtime.
 type Runtime struct {
@@ -158,12 +166,26 @@ func (r *Runtime) Score(ctx context.Context, req *modelserver.ScoreRequest) (*mo
 	r.active.Add(1)
 	defer r.active.Add(-1)
 
-	// Only the deadline kills the worker: a caller that goes away (cancel)
-	// lets run() finish, so a client disconnect never costs an init().
+	// Only the deadline stops run(): a caller that goes away (cancel) lets
+	// run() finish, so a client disconnect never costs an init(). At the
+	// deadline run() is interrupted in its worker (the worker answers a
+	// timeout and stays); a run() that does not come back within
+	// interruptGrace (stuck in C code) gets its worker killed and replaced.
 	deadline, _ := ctx.Deadline()
-	timer := time.AfterFunc(time.Until(deadline), w.kill)
+	sent := make(chan struct{})
+	interrupt := time.AfterFunc(time.Until(deadline), func() { w.interrupt(); close(sent) })
+	timer := time.AfterFunc(time.Until(deadline)+interruptGrace, w.kill)
 	resp, err := w.call(req)
+	if !interrupt.Stop() {
+		// The signal goes out before the worker's next request does, so it
+		// lands between requests (ignored there), never in the next run().
+		<-sent
+	}
 	killed := !timer.Stop()
+	if errors.Is(err, errInterrupted) && !killed {
+		r.free <- w
+		return nil, modelserver.ErrScoringTimeout
+	}
 	if killed || err != nil {
 		// The deadline passed (the worker was killed) or the worker died.
 		r.replace(w)

@@ -36,6 +36,7 @@ type frameMeta struct {
 	NS int64       `json:"ns"`
 	E  string      `json:"e"`
 	O  int         `json:"o"`
+	TO int         `json:"to"` // run() was interrupted at the deadline
 
 	// Ready.
 	Mode    string          `json:"mode"`
@@ -218,6 +219,15 @@ func (w *worker) outputTail() string {
 }
 
 // kill ends the worker's whole process group at once.
+// interrupt asks the worker to stop run() at the scoring deadline: its
+// SIGALRM handler raises inside run(), as Azure's server's timer does, and
+// the worker answers with a timeout and stays (its init() state too).
+func (w *worker) interrupt() {
+	if !w.killed.Load() {
+		_ = syscall.Kill(w.pid, syscall.SIGALRM)
+	}
+}
+
 func (w *worker) kill() {
 	if w.killed.CompareAndSwap(false, true) {
 		_ = syscall.Kill(-w.pid, syscall.SIGKILL)
@@ -367,6 +377,10 @@ func (w *worker) call(req *modelserver.ScoreRequest) (*modelserver.ScoreResponse
 		}
 		switch meta.T {
 		case "r":
+			if meta.TO != 0 {
+				w.rt.log.Error("scoring timeout: run() interrupted", "request_id", req.RequestID, "error", meta.E)
+				return nil, errInterrupted
+			}
 			return w.rt.response(req, meta, body), nil
 		case "c":
 			w.rt.collect(meta, body)

@@ -13,6 +13,7 @@ ModelDataCollector rows.
 import inspect
 import json
 import os
+import signal
 import struct
 import sys
 import threading
@@ -34,6 +35,25 @@ _ERR_INTERNAL = b'{"message": "An unexpected internal error occurred. Check the 
 
 
 _meta_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class _ScoringTimeout(BaseException):
+    """Raised inside run() when Go signals the scoring deadline (SIGALRM).
+
+    A BaseException, so that a script's ``except Exception`` does not
+    swallow it. As in Azure's server (which raises TimeoutError from a
+    SIGALRM timer), the worker and its state survive: init() does not run
+    again. Go kills the worker only if run() does not come back (stuck in
+    C code) within a grace period.
+    """
+
+
+_in_run = False
+
+
+def _on_alarm(signum, frame):
+    if _in_run:
+        raise _ScoringTimeout()
 
 
 def _write_frame(meta, body=b""):
@@ -246,6 +266,7 @@ class _Worker:
     # ---- requests ------------------------------------------------------
 
     def serve(self):
+        global _in_run
         read = self.rf.read
         unpack = _HDR.unpack
         handle = self.handle
@@ -258,7 +279,18 @@ class _Worker:
             body = read(bl) if bl else b""
             rt.request_id = fields[0]
             rt.request_seq += 1
-            handle(fields, body)
+            t0 = _perf()
+            try:
+                handle(fields, body)
+            except _ScoringTimeout:
+                # run() was interrupted at the deadline; the answer has not
+                # been sent (the flag is cleared before any answer is).
+                _in_run = False
+                ns = _perf() - t0
+                ms = os.environ.get("SCORING_TIMEOUT_MS", "")
+                _write_frame({"t": "r", "s": 500, "f": 1, "to": 1, "ns": ns,
+                              "e": "run() was interrupted at the scoring timeout (%s ms):\n%s" % (ms, traceback.format_exc())},
+                             _dumps({"message": "Scoring timeout after %s ms" % ms}).encode())
             out, err = sys.stdout, sys.stderr
             if getattr(out, "_pending", True):
                 out.flush()
@@ -307,10 +339,14 @@ class _Worker:
             return
         if self.wants_headers:
             kwargs["request_headers"] = _headers_dict(_pairs(fields))
+        global _in_run
         t0 = _perf()
         try:
+            _in_run = True
             out = self.run(**kwargs)
+            _in_run = False
         except Exception:
+            _in_run = False
             ns = _perf() - t0
             _write_frame({"t": "r", "s": 500, "f": 1, "ns": ns, "e": traceback.format_exc()}, _ERR_RUN)
             return
@@ -381,6 +417,7 @@ def main():
     # for an answer after this worker was killed.
     os.set_inheritable(3, False)
     os.set_inheritable(4, False)
+    signal.signal(signal.SIGALRM, _on_alarm)
     sys.stdout = _PrefixWriter(sys.stdout)
     sys.stderr = _PrefixWriter(sys.stderr)
     _setup_paths()

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import time
 
 
@@ -10,6 +11,11 @@ def init():
 def run(data):
     if data == "boom":
         raise ValueError("boom requested")
+    if data.startswith("stuck:"):
+        # Code that does not return to the interpreter when interrupted.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(float(data[6:]))
+        return "slept"
     if data.startswith("sleep:"):
         time.sleep(float(data[6:]))
         return "slept"
