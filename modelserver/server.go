@@ -23,7 +23,10 @@ import (
 
 // Defaults of ServerConfig.
 const (
-	DefaultScoringTimeout = 60 * time.Second
+	// DefaultScoringTimeout is Azure's inference server's own default
+	// (SCORING_TIMEOUT_MS unset: one hour); deployed services get their
+	// scoringTimeoutMs (60 s unless set) from the control plane.
+	DefaultScoringTimeout = time.Hour
 	DefaultMaxBodyBytes   = 100 << 20
 	DefaultShutdownGrace  = 30 * time.Second
 )

@@ -419,12 +419,13 @@ func TestRawHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := r.Score(ctx, &modelserver.ScoreRequest{RequestID: "mp", Method: "POST", Path: "/score/files",
-		Header: http.Header{"Content-Type": {"multipart/form-data; boundary=XX"}}, Body: mp.Bytes()})
+		Header: http.Header{"Content-Type": {"multipart/form-data; boundary=XX"}, "User-Agent": {"curl/8"}}, Body: mp.Bytes()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := jsonBody(t, resp).(map[string]any)
-	if files["filename"] != "a.png" || files["size"] != 6.0 || files["field"] != "hello" {
+	if files["filename"] != "a.png" || files["size"] != 6.0 || files["field"] != "hello" || files["tell"] != 4.0 ||
+		files["head_ok"] != true || files["stream"] != float64(mp.Len()) || files["ua"] != "curl/8" {
 		t.Errorf("multipart: %v", files)
 	}
 }
@@ -962,5 +963,32 @@ print(json.dumps({"proba": m.predict_proba([[0.9]]).tolist(), "labels": m.predic
 	}
 	if resp := mustDo(t, r, call{body: `{"data": [[0.9]], "method": "bogus"}`, ct: "application/json"}); resp.Status != 500 || !resp.RunFailed {
 		t.Errorf("bogus method: %d %s", resp.Status, resp.Body)
+	}
+}
+
+// A crash in native code leaves the Python stack in the output
+// (faulthandler, as Azure's server enables it); the request fails alone.
+func TestNativeCrashShowsStack(t *testing.T) {
+	src := writeScript(t, `
+import ctypes
+def init():
+    pass
+def crash_here():
+    ctypes.string_at(0)
+def run(raw):
+    if raw == "crash":
+        crash_here()
+    return raw
+`)
+	r, out := start(t, Config{EntryScript: "score.py", SourceDir: src})
+	if _, err := do(t, r, call{body: "crash"}); err == nil {
+		t.Fatal("a crashed worker answered")
+	}
+	waitFor(t, func() bool { return strings.Contains(out.String(), "crash_here") })
+	if !strings.Contains(out.String(), "Segmentation fault") {
+		t.Errorf("output lacks the fault:\n%s", out)
+	}
+	if resp := mustDo(t, r, call{body: "ok", timeout: 20 * time.Second}); resp.Status != 200 {
+		t.Errorf("after the crash: %d %s", resp.Status, resp.Body)
 	}
 }

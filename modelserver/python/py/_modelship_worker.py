@@ -10,6 +10,7 @@ failure, {"t": "r", "s": status, ...} per request and {"t": "c", ...} for
 ModelDataCollector rows.
 """
 
+import faulthandler
 import inspect
 import json
 import os
@@ -418,6 +419,9 @@ def main():
     os.set_inheritable(3, False)
     os.set_inheritable(4, False)
     signal.signal(signal.SIGALRM, _on_alarm)
+    # A crash in native code (a segfault in a model library) leaves the
+    # Python stack in the log, as Azure's server does.
+    faulthandler.enable()
     sys.stdout = _PrefixWriter(sys.stdout)
     sys.stderr = _PrefixWriter(sys.stderr)
     _setup_paths()

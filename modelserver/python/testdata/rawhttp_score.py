@@ -12,7 +12,11 @@ def init():
 def run(request):
     if request.method == "POST" and request.path.endswith("/files"):
         f = request.files["image"]
-        return {"filename": f.filename, "size": len(f.read()), "field": request.form.get("note")}
+        size = len(f.read())
+        f.seek(0)
+        head = f.read(4)
+        return {"filename": f.filename, "size": size, "field": request.form.get("note"), "tell": f.tell(),
+                "head_ok": head == b"\x89PNG", "stream": len(request.stream.read()), "ua": request.user_agent.string}
     if request.method == "POST":
         body = request.get_data()
         return AMLResponse(body, 200, {"Content-Type": "application/octet-stream", "X-Multi": "a, b"})

@@ -82,6 +82,18 @@ class FileStorage:
     def read(self, *args):
         return self.stream.read(*args)
 
+    def seek(self, *args):
+        return self.stream.seek(*args)
+
+    def tell(self):
+        return self.stream.tell()
+
+    def readline(self, *args):
+        return self.stream.readline(*args)
+
+    def __iter__(self):
+        return iter(self.stream)
+
     def save(self, dst):
         data = self.stream.getvalue()
         if hasattr(dst, "write"):
@@ -92,6 +104,14 @@ class FileStorage:
 
     def __repr__(self):
         return "<FileStorage: %r (%r)>" % (self.filename, self.content_type)
+
+
+class _UserAgent(str):
+    """Werkzeug's UserAgent, as far as scripts use it."""
+
+    @property
+    def string(self):
+        return str(self)
 
 
 class AMLRequest:
@@ -180,6 +200,16 @@ class AMLRequest:
         return "%s://%s/" % (self.scheme, self.host)
 
     host_url = url_root
+
+    @property
+    def stream(self):
+        """The body as a file-like object, as Flask's request.stream."""
+        return io.BytesIO(self.get_data())
+
+    @property
+    def user_agent(self):
+        """The User-Agent header; str() of it and .string give the text."""
+        return _UserAgent(self.headers.get("User-Agent") or "")
 
     @property
     def remote_addr(self):
