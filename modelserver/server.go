@@ -21,6 +21,11 @@ import (
 	"github.com/modelship/modelship/tracing"
 )
 
+// RuntimeReadyMessage is the log message serve-model writes once its
+// runtime is ready: every line a replica wrote before it is its startup
+// output (the local driver's `get-logs --init`).
+const RuntimeReadyMessage = "runtime ready"
+
 // Defaults of ServerConfig.
 const (
 	// DefaultScoringTimeout is Azure's inference server's own default

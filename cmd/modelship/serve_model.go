@@ -344,7 +344,7 @@ func runServeModel(ctx context.Context, o *serveModelOptions) error {
 		return &startupError{runtime: kind, err: err}
 	}
 	if rt.Set(real) {
-		log.Info("runtime ready", "runtime", kind, "took", time.Since(start).Round(time.Millisecond))
+		log.Info(modelserver.RuntimeReadyMessage, "runtime", kind, "took", time.Since(start).Round(time.Millisecond))
 		releaseStartupPages(log)
 	} else {
 		// The server stopped while the runtime was starting.

@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"io"
 	"os"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/modelship/modelship/modelserver"
 )
 
 // ring keeps the last n lines.
@@ -64,11 +68,19 @@ func newReplicaLog(path string) *replicaLog {
 	return l
 }
 
+// readyLine is how serve-model's "runtime ready" log line reads (slog text).
+var readyLine = `msg="` + modelserver.RuntimeReadyMessage + `"`
+
 func (l *replicaLog) line(s string) {
 	l.all.add(s)
 	l.mu.Lock()
 	if !l.initDone {
 		l.init.add(s)
+		// The startup section ends with serve-model's own "runtime
+		// ready" line: the output is ordered, the probe is not.
+		if strings.Contains(s, readyLine) {
+			l.initDone = true
+		}
 	}
 	if l.file != nil {
 		l.file.WriteString(s + "\n")
@@ -76,10 +88,21 @@ func (l *replicaLog) line(s string) {
 	l.mu.Unlock()
 }
 
+// markReady is called when the replica answers its readiness probe. The
+// startup section normally ends at serve-model's "runtime ready" line
+// (which the probe may overtake); a replica that never writes one has its
+// section end 2 s after it is ready.
 func (l *replicaLog) markReady() {
 	l.mu.Lock()
-	l.initDone = true
+	init := l.init
 	l.mu.Unlock()
+	time.AfterFunc(2*time.Second, func() {
+		l.mu.Lock()
+		if l.init == init { // not restarted meanwhile
+			l.initDone = true
+		}
+		l.mu.Unlock()
+	})
 }
 
 // restartInit starts a new init section (after a restart).

@@ -78,6 +78,7 @@ type worker struct {
 	rd      *bufio.Reader
 	done    chan struct{} // closed when the process has exited
 	outDone chan struct{} // closed when its output is fully copied
+	initOut chan struct{} // closed when init()'s output is copied
 	exitErr error
 	killed  atomic.Bool
 	info    readyInfo
@@ -137,6 +138,7 @@ func (r *Runtime) startWorker(ctx context.Context) (*worker, error) {
 		rd:      bufio.NewReaderSize(respR, 64<<10),
 		done:    make(chan struct{}),
 		outDone: make(chan struct{}),
+		initOut: make(chan struct{}),
 	}
 	go w.copyOutput(outR)
 	go func() {
@@ -159,6 +161,13 @@ func (r *Runtime) startWorker(ctx context.Context) (*worker, error) {
 		switch meta.T {
 		case "ready":
 			w.info = readyInfo{mode: meta.Mode, wantHeaders: meta.Headers, in: meta.In, out: meta.Out}
+			// init()'s output is passed on before the worker counts as
+			// ready, so logs show it in the replica's startup section.
+			select {
+			case <-w.initOut:
+			case <-w.outDone:
+			case <-time.After(2 * time.Second):
+			}
 			return w, nil
 		case "fatal":
 			w.kill()
@@ -182,14 +191,24 @@ func (r *Runtime) startupError(msg, tb, output string) *StartupError {
 	return e
 }
 
+// initOutputEnd is the line a worker writes after init()'s output, just
+// before its ready frame.
+var initOutputEnd = []byte("\x1fmodelship: init output end\x1f\n")
+
 // copyOutput copies the worker's stdout/stderr lines (already prefixed with
 // the request id by the worker) to Config.Stdout and keeps the last lines.
 func (w *worker) copyOutput(f *os.File) {
 	defer close(w.outDone)
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 16<<10)
+	initEnded := false
 	for {
 		line, err := br.ReadSlice('\n')
+		if !initEnded && bytes.Equal(line, initOutputEnd) {
+			initEnded = true
+			close(w.initOut)
+			continue
+		}
 		if len(line) > 0 {
 			if line[len(line)-1] != '\n' {
 				line = append(append([]byte(nil), line...), '\n')

@@ -431,6 +431,11 @@ def main():
     try:
         worker.load(script)
         worker.call_init()
+        # Everything init() printed goes out before the ready frame: Go
+        # waits for this line on the output pipe before it reports ready.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(1, b"\x1fmodelship: init output end\x1f\n")
         _write_frame(
             {
                 "t": "ready",
