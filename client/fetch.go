@@ -134,6 +134,14 @@ func FetchDeployment(ctx context.Context, baseURL, token, deployment, dir string
 		}); err != nil {
 			return nil, fmt.Errorf("source folder: %w", err)
 		}
+		// The source folder is the app root, as Azure's /var/azureml-app:
+		// azureml-models/ is found next to the script.
+		link := filepath.Join(out.SourceDir, "azureml-models")
+		if _, err := os.Lstat(link); os.IsNotExist(err) {
+			if err := os.Symlink(filepath.Join("..", "azureml-models"), link); err != nil {
+				return nil, fmt.Errorf("source folder: %w", err)
+			}
+		}
 	}
 	return out, nil
 }

@@ -29,6 +29,8 @@ func TestReplicaFetchesItsFiles(t *testing.T) {
 def init():
     global w
     w = int(open(os.path.join(os.getenv('AZUREML_MODEL_DIR'), 'tf_model', 'weights.txt')).read())
+    # Azure's app root layout, as samples use it: relative to the working directory.
+    assert open('azureml-models/folder-model/1/tf_model/weights.txt').read() == '7'
 def run(raw):
     return {"answer": w * sum(json.loads(raw)["data"])}
 `, `{"computeType": "aks", "numReplicas": 1, "authEnabled": false}`)
