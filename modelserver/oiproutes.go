@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -95,7 +96,18 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, sp *span) int {
 	if err != nil {
 		return s.bodyError(w, "error", err)
 	}
-	req, err := oip.DecodeInferRequest(body)
+	var req *oip.InferRequest
+	if hl := r.Header.Get(oip.HeaderContentLength); hl != "" {
+		// The binary tensor data extension (Triton's and KServe's clients'
+		// default): JSON, then raw tensor bytes.
+		n, perr := strconv.Atoi(hl)
+		if perr != nil {
+			return writeJSON(w, http.StatusBadRequest, jsonObject("error", fmt.Sprintf("invalid inference request: %s %q is not a whole number", oip.HeaderContentLength, hl)))
+		}
+		req, err = oip.DecodeInferRequestBinary(body, n)
+	} else {
+		req, err = oip.DecodeInferRequest(body)
+	}
 	if err != nil {
 		return writeJSON(w, http.StatusBadRequest, jsonObject("error", "invalid inference request: "+err.Error()))
 	}

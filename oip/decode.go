@@ -1,6 +1,7 @@
 package oip
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +28,19 @@ func DecodeInferRequest(b []byte) (*InferRequest, error) {
 
 // UnmarshalJSON implements json.Unmarshaler with the fast decoder.
 func (r *InferRequest) UnmarshalJSON(b []byte) error {
+	return r.unmarshal(b, false)
+}
+
+// unmarshal decodes the JSON part of a request; with binary, an input may
+// leave out data and give parameters.binary_data_size instead.
+func (r *InferRequest) unmarshal(b []byte, binary bool) error {
 	*r = InferRequest{}
 	d := &decoder{b: b}
 	err := d.object(func(key []byte) error {
 		var err error
+		if d.null() { // null is "not given" for every field
+			return nil
+		}
 		switch string(key) {
 		case "id":
 			r.ID, err = d.str()
@@ -39,7 +49,7 @@ func (r *InferRequest) UnmarshalJSON(b []byte) error {
 		case "inputs":
 			err = d.array(func() error {
 				var t Tensor
-				if err := d.tensor(&t, "input", len(r.Inputs)); err != nil {
+				if err := d.tensor(&t, "input", len(r.Inputs), binary); err != nil {
 					return err
 				}
 				r.Inputs = append(r.Inputs, t)
@@ -96,7 +106,7 @@ func (r *InferResponse) UnmarshalJSON(b []byte) error {
 		case "outputs":
 			err = d.array(func() error {
 				var t Tensor
-				if err := d.tensor(&t, "output", len(r.Outputs)); err != nil {
+				if err := d.tensor(&t, "output", len(r.Outputs), false); err != nil {
 					return err
 				}
 				r.Outputs = append(r.Outputs, t)
@@ -168,6 +178,16 @@ func (d *decoder) peek() byte {
 		return d.b[d.i]
 	}
 	return 0
+}
+
+// null consumes a JSON null, if that is what comes next.
+func (d *decoder) null() bool {
+	d.ws()
+	if bytes.HasPrefix(d.b[d.i:], []byte("null")) {
+		d.i += 4
+		return true
+	}
+	return false
 }
 
 func (d *decoder) consume(c byte) bool {
@@ -401,7 +421,7 @@ func (d *decoder) requestedOutput(i int) (RequestedOutput, error) {
 
 // tensor decodes one tensor object; kind ("input" or "output") and index
 // name it in errors.
-func (d *decoder) tensor(t *Tensor, kind string, index int) (err error) {
+func (d *decoder) tensor(t *Tensor, kind string, index int, binary bool) (err error) {
 	defer func() {
 		if err != nil {
 			if t.Name != "" {
@@ -467,6 +487,12 @@ func (d *decoder) tensor(t *Tensor, kind string, index int) (err error) {
 		}
 	}
 	if t.Data == nil {
+		if _, ok := t.Parameters["binary_data_size"]; ok {
+			if binary {
+				return nil // filled from the binary part
+			}
+			return errors.New("data is missing: parameters.binary_data_size asks for the binary tensor extension, which needs the Inference-Header-Content-Length header")
+		}
 		return errors.New("data is missing")
 	}
 	want, err := ShapeSize(t.Shape)

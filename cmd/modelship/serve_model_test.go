@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -596,6 +598,25 @@ func TestServeModel_ONNX(t *testing.T) {
 				if d := out.Outputs[0].Data[i*3+j] - want[j]; d > 1e-5 || d < -1e-5 {
 					t.Errorf("output[%d][%d] = %v, want %v", i, j, out.Outputs[0].Data[i*3+j], want[j])
 				}
+			}
+		}
+	})
+	// Triton's and KServe's clients send tensors in binary by default.
+	t.Run("InferBinaryInput", func(t *testing.T) {
+		js := `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}],"parameters":{"binary_data_output":true}}`
+		body := []byte(js)
+		x := [4]float32{1, 2, 3, 4}
+		for _, f := range x {
+			body = binary.LittleEndian.AppendUint32(body, math.Float32bits(f))
+		}
+		got := do(t, "POST", r.url+"/v2/models/linear/infer", string(body), map[string]string{"Inference-Header-Content-Length": strconv.Itoa(len(js))})
+		var out struct{ Outputs []struct{ Data []float32 } }
+		if err := json.Unmarshal([]byte(got.body), &out); got.status != 200 || err != nil || len(out.Outputs) != 1 || len(out.Outputs[0].Data) != 3 {
+			t.Fatalf("binary infer = %d %s (%v)", got.status, got.body, err)
+		}
+		for j, want := range linearWant(x) {
+			if d := out.Outputs[0].Data[j] - want; d > 1e-5 || d < -1e-5 {
+				t.Errorf("output[%d] = %v, want %v", j, out.Outputs[0].Data[j], want)
 			}
 		}
 	})
