@@ -74,6 +74,10 @@ func (r *Runtime) Infer(ctx context.Context, name, version string, req *oip.Infe
 // run validates and converts the inputs (in model order), runs the session
 // and returns all outputs (in model order).
 func (r *Runtime) run(ctx context.Context, m *model, inputs []*oip.Tensor) ([]oip.Tensor, error) {
+	if len(m.inputs) == 0 {
+		// onnxruntime_go cannot run a session without inputs.
+		return nil, &modelserver.InferError{Status: 501, Message: fmt.Sprintf("model %q has no inputs (only constants); such a model cannot be run here", m.name)}
+	}
 	if err := r.enter(); err != nil {
 		return nil, err
 	}

@@ -407,7 +407,7 @@ func (r *Runtime) lookup(name, version string) (*model, error) {
 		return found, nil
 	}
 	if name == "" {
-		return nil, &modelserver.InferError{Status: 400, Message: "several models are served (" + r.modelList() + "); say which one"}
+		return nil, &modelserver.InferError{Status: 400, Message: "several models are served (" + r.modelList() + "); say which one: /score?model=<name>&version=<version>, or OIP v2's /v2/models/<name>[/versions/<version>]/infer"}
 	}
 	msg := fmt.Sprintf("model %q is not served", name)
 	if version != "" {

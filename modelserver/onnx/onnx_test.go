@@ -450,3 +450,17 @@ func TestDefaultLibraryPath(t *testing.T) {
 		t.Errorf("with MODELSHIP_ORT_LIB: %s", got)
 	}
 }
+
+// A model without inputs (only constants) cannot be run through
+// onnxruntime_go; /score answers a clear error instead of crashing the
+// handler.
+func TestModelWithoutInputs(t *testing.T) {
+	rt := newRuntime(t, onnx.Config{}, "constant")
+	resp, err := rt.Score(context.Background(), &modelserver.ScoreRequest{Method: "POST", Body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != 501 || !strings.Contains(string(resp.Body), "has no inputs") {
+		t.Errorf("got %d %s", resp.Status, resp.Body)
+	}
+}

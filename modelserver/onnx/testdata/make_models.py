@@ -85,6 +85,13 @@ def types_graph():
          f("h_const", TensorProto.FLOAT16, [2])])
 
 
+def constant_graph():
+    """A model without inputs: its output is a constant."""
+    c = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "c")
+    return helper.make_graph([helper.make_node("Identity", ["c"], ["y"])], "constant", [],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], [c])
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     X, y = load_digits(return_X_y=True)
@@ -95,6 +102,7 @@ def main(out):
     save(classifier_graph("digits_lr", [(lr.coef_.T, lr.intercept_)]), os.path.join(out, "digits_lr.onnx"))
     save(classifier_graph("digits_mlp", list(zip(mlp.coefs_, mlp.intercepts_))), os.path.join(out, "digits_mlp.onnx"))
     save(types_graph(), os.path.join(out, "types.onnx"))
+    save(constant_graph(), os.path.join(out, "constant.onnx"))
     rows = X[:32]
     expected = {
         "X": rows.tolist(),
