@@ -211,6 +211,7 @@ func newModelDownloadCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output-dir", "o", "", "folder to write into (default ./NAME-VERSION)")
+	cmd.Flags().StringVarP(&out, "target-dir", "t", "", "the same as --output-dir, as az ml names it")
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "overwrite existing files")
 	return cmd
 }

@@ -72,22 +72,50 @@ func acceptNameFlag(c *cobra.Command) {
 		acceptNameFlag(sub)
 	}
 	words := strings.Fields(c.Use)
-	if len(words) < 2 || (words[1] != "NAME" && words[1] != "ENDPOINT") || c.Flags().Lookup("name") != nil || c.RunE == nil {
+	if len(words) < 2 || !strings.HasPrefix(words[1], "NAME") && words[1] != "ENDPOINT" || c.Flags().Lookup("name") != nil || c.RunE == nil {
 		return
 	}
 	what := "endpoint"
-	if words[1] == "NAME" {
-		what = c.Parent().Name() // service or endpoint
+	if words[1] != "ENDPOINT" {
+		what = c.Parent().Name() // service, endpoint, model, ...
 	}
-	var name string
+	var name, modelID string
+	var version int
 	c.Flags().StringVarP(&name, "name", "n", "", "the "+what+"'s name, as az ml takes it (instead of the argument)")
+	isModel := strings.HasPrefix(words[1], "NAME") && strings.Contains(words[1], "VERSION")
+	if isModel {
+		// az ml model show/download/update/delete: -i NAME:VERSION, or
+		// -n NAME --version V.
+		c.Flags().StringVarP(&modelID, "model-id", "i", "", "the model as NAME:VERSION, as az ml takes it (instead of the argument)")
+		c.Flags().IntVar(&version, "version", 0, "the version, with --name")
+	}
+	given := func(a []string) ([]string, error) {
+		flag := name
+		if modelID != "" {
+			if flag != "" {
+				return nil, fmt.Errorf("give the model once: --model-id or --name, not both")
+			}
+			flag = modelID
+		}
+		if version != 0 {
+			if flag == "" || strings.Contains(flag, ":") {
+				return nil, fmt.Errorf("--version goes with --name NAME (or use --model-id NAME:VERSION)")
+			}
+			flag = fmt.Sprintf("%s:%d", flag, version)
+		}
+		if flag == "" {
+			return a, nil
+		}
+		if len(a) > 0 {
+			return nil, fmt.Errorf("give the name once: as the argument or with --name, not both")
+		}
+		return []string{flag}, nil
+	}
 	args, run := c.Args, c.RunE
 	c.Args = func(cmd *cobra.Command, a []string) error {
-		if name != "" {
-			if len(a) > 0 {
-				return fmt.Errorf("give the name once: as the argument or with --name, not both")
-			}
-			a = []string{name}
+		a, err := given(a)
+		if err != nil {
+			return err
 		}
 		if args == nil {
 			return nil
@@ -95,8 +123,9 @@ func acceptNameFlag(c *cobra.Command) {
 		return args(cmd, a)
 	}
 	c.RunE = func(cmd *cobra.Command, a []string) error {
-		if name != "" && len(a) == 0 {
-			a = []string{name}
+		a, err := given(a)
+		if err != nil {
+			return err
 		}
 		return run(cmd, a)
 	}

@@ -167,9 +167,16 @@ func TestModelLifecycle(t *testing.T) {
 	if latest.Version != 3 {
 		t.Fatalf("latest = %d", latest.Version)
 	}
+	// az ml's spellings: -n NAME --version V, -i NAME:VERSION.
+	for _, args := range [][]string{{"-n", "diabetes", "--version", "2"}, {"-i", "diabetes:2"}, {"--model-id", "diabetes:2"}} {
+		if mv := decode[modelship.ModelVersion](t, s.ok(t, append([]string{"model", "show", "-o", "json"}, args...)...)); mv.Version != 2 {
+			t.Errorf("model show %v = version %d, want 2", args, mv.Version)
+		}
+	}
+	s.fails(t, "--version goes with --name", "model", "show", "-i", "diabetes:2", "--version", "1")
 
 	// Download both kinds and compare bytes.
-	s.ok(t, "model", "download", "diabetes:1", "-o", filepath.Join(dir, "out1"))
+	s.ok(t, "model", "download", "-i", "diabetes:1", "-t", filepath.Join(dir, "out1"))
 	got, _ := os.ReadFile(filepath.Join(dir, "out1", "model.onnx"))
 	if !bytes.Equal(got, file) {
 		t.Fatal("downloaded file differs")
