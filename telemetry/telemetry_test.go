@@ -111,9 +111,14 @@ func TestRotation(t *testing.T) {
 			dir := t.TempDir()
 			// A tiny flush interval writes each record in its own batch.
 			w := newWriter(t, Config{Dir: dir, MaxFileBytes: tt.max, FlushInterval: time.Millisecond, MaxAge: -1})
-			for _, tm := range tt.times {
+			for i, tm := range tt.times {
 				w.Record(&Record{Time: tm, Path: "/score", RequestID: strings.Repeat("r", 150), Status: 200})
-				time.Sleep(20 * time.Millisecond)
+				// Each record in a batch of its own: wait until it is
+				// written (a sleep was not enough on a loaded machine).
+				deadline := time.Now().Add(5 * time.Second)
+				for w.Written() < uint64(i+1) && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
 			}
 			closeWriter(t, w)
 			if got := files(t, dir); fmt.Sprint(got) != fmt.Sprint(tt.want) {
