@@ -316,8 +316,8 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 	); err != nil {
 		return nil, err
 	}
-	// containerd, the kubelet and kube-proxy start while the API server
-	// comes up (they retry until it answers).
+	// containerd and the kubelet start while the API server comes up
+	// (they retry until it answers).
 	if err := sp.spawn("containerd", "", "--config="+p("containerd/config.toml")); err != nil {
 		return nil, err
 	}
@@ -338,13 +338,15 @@ func Up(ctx context.Context, opts Options) (n *Node, err error) {
 	); err != nil {
 		return nil, err
 	}
-	if err := sp.spawn("kube-proxy", "", "--config="+p("kube-proxy.yaml"), "--v=1"); err != nil {
-		return nil, err
-	}
 	if err := n.waitAPIServer(ctx); err != nil {
 		return nil, err
 	}
 	step("kube-apiserver ready on " + n.Server)
+	// kube-proxy after the API server answers: on a loaded machine it gave
+	// up before the API server was up (a CI run saw it exit in 2 s).
+	if err := sp.spawn("kube-proxy", "", "--config="+p("kube-proxy.yaml"), "--v=1"); err != nil {
+		return nil, err
+	}
 	if err := sp.spawn("kube-controller-manager", "",
 		"--kubeconfig="+p("admin.kubeconfig"), "--leader-elect=false", "--controllers=*,-nodeipam",
 		"--service-account-private-key-file="+p("pki/sa.key"), "--root-ca-file="+p("pki/ca.crt"),
