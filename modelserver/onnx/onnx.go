@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -217,15 +218,21 @@ func loadModel(mc Model, cfg Config) (*model, error) {
 	// session, so models with e.g. a ZipMap output still serve their tensors.
 	// So are FP16 outputs of dynamic shape, which onnxruntime_go v1.27.0
 	// cannot copy out of ORT (it copies one byte per element).
+	var skipped []string
 	for _, out := range outs {
 		ti, err := newTensorInfo(out)
-		if err != nil || ti.datatype == oip.FP16 && (slices.Contains(ti.shape, -1) || len(ti.shape) == 0) {
+		switch {
+		case err != nil:
+			skipped = append(skipped, fmt.Sprintf("%q (%v)", out.Name, err))
+			continue
+		case ti.datatype == oip.FP16 && (slices.Contains(ti.shape, -1) || len(ti.shape) == 0):
+			skipped = append(skipped, fmt.Sprintf("%q (FP16 of shape %s: onnxruntime_go cannot copy FP16 outputs of dynamic shape; give the output a fixed shape or cast it to FP32 in the model)", out.Name, oip.FormatShape(ti.shape)))
 			continue
 		}
 		m.outputs = append(m.outputs, ti)
 	}
 	if len(m.outputs) == 0 {
-		return fail(errors.New("the model has no tensor output of a supported type"))
+		return fail(fmt.Errorf("the model has no output that can be served: %s", strings.Join(skipped, "; ")))
 	}
 
 	opts, err := ort.NewSessionOptions()

@@ -464,3 +464,13 @@ func TestModelWithoutInputs(t *testing.T) {
 		t.Errorf("got %d %s", resp.Status, resp.Body)
 	}
 }
+
+// A model whose only output is FP16 of dynamic shape cannot be served; the
+// error says which output and why.
+func TestFP16DynamicOutputExplained(t *testing.T) {
+	needModels(t)
+	_, err := onnx.New(onnx.Config{Models: []onnx.Model{{Name: "fp16dyn", Version: "1", Path: filepath.Join(fixture.dir, "fp16dyn.onnx")}}})
+	if err == nil || !strings.Contains(err.Error(), `"y" (FP16 of shape [-1,2]: onnxruntime_go cannot copy FP16 outputs of dynamic shape`) {
+		t.Fatalf("err = %v", err)
+	}
+}

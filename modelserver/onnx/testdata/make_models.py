@@ -92,6 +92,13 @@ def constant_graph():
                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], [c])
 
 
+def fp16_dynamic_graph():
+    """Only an FP16 output of dynamic shape, which onnxruntime_go cannot return."""
+    return helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "fp16dyn",
+                             [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["batch", 2])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["batch", 2])])
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     X, y = load_digits(return_X_y=True)
@@ -103,6 +110,7 @@ def main(out):
     save(classifier_graph("digits_mlp", list(zip(mlp.coefs_, mlp.intercepts_))), os.path.join(out, "digits_mlp.onnx"))
     save(types_graph(), os.path.join(out, "types.onnx"))
     save(constant_graph(), os.path.join(out, "constant.onnx"))
+    save(fp16_dynamic_graph(), os.path.join(out, "fp16dyn.onnx"))
     rows = X[:32]
     expected = {
         "X": rows.tolist(),
